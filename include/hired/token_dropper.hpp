@@ -1,0 +1,69 @@
+// hired::TokenDropper — the LibTorch adapter: validates tensors, runs the selection, and
+// gathers the kept features in LLaVA-Next's packing order. Link hired::hired.
+#pragma once
+
+#include "hired/config.hpp"
+#include "hired/geometry.hpp"
+#include "hired/selection.hpp"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace hired {
+
+/// How the images of a batch are partitioned. Integer tensors on any device.
+struct ImageBatch {
+  at::Tensor num_partitions;              // [B]: P of each image (1 + tiles)
+  std::optional<at::Tensor> grid_shapes;  // [B, 2]: tile grid (rows, cols)
+  std::optional<at::Tensor> image_sizes;  // [B, 2]: original (height, width)
+  std::vector<Size2> grid_pinpoints{llava_v16_grid_pinpoints.begin(),
+                                    llava_v16_grid_pinpoints.end()};
+  std::int64_t tile_px = 336;
+};
+
+/// The selection as int64 tensors on the attention's device (CSR), plus its host copy.
+struct TokenSelection {
+  at::Tensor budgets;            // [sum P]: tokens kept per partition
+  at::Tensor kept;               // [K]: patch indices 0..N-1, ascending within a partition
+  at::Tensor kept_offsets;       // [sum P + 1]
+  at::Tensor partition_offsets;  // [B + 1]
+  at::Tensor requested;          // [B]: the budget T asked for each image
+  Selection host;
+};
+
+/// Kept features in packing order.
+struct PackedFeatures {
+  at::Tensor features;     // [rows, D], the features' dtype and device
+  at::Tensor lengths;      // [B]: rows of each image, newline rows included
+  at::Tensor source_rows;  // [rows]: partition * N + token, or -1 for an image_newline row
+};
+
+class TokenDropper {
+ public:
+  explicit TokenDropper(DropConfig config = {});
+  const DropConfig& config() const { return config_; }
+
+  /// `init_cls_attn`, `final_cls_attn`: [sum P, H, N + 1] CLS-query attention rows of layers
+  /// l_init and l_final (key 0 is CLS -> CLS), any floating dtype, same device.
+  TokenSelection select(const at::Tensor& init_cls_attn, const at::Tensor& final_cls_attn,
+                        const ImageBatch& images) const;
+
+  /// `features`: [sum P, N, D], e.g. the vision tower's feature layer without CLS.
+  /// `image_newline` ([D]) is required unless the newline policy is none.
+  PackedFeatures gather(const TokenSelection& selection, const at::Tensor& features,
+                        const std::optional<at::Tensor>& image_newline = std::nullopt) const;
+
+ private:
+  DropConfig config_;
+};
+
+/// The CLS query's attention row of one layer from its query and key projections
+/// ([sum P, N + 1, H * d], before the 1/sqrt(d) scale): softmax(q_CLS . k_j / sqrt(d)) over
+/// all N + 1 keys, per head, in float32 -> [sum P, H, N + 1]. O(N * d) per head: the N x N
+/// attention map is never formed.
+at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads);
+
+}  // namespace hired
