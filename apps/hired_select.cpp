@@ -1,0 +1,224 @@
+// hired_select: runs HiRED's selection on CLS-attention rows stored in a safetensors file and
+// prints the per-partition budgets and kept token indices as one JSON document.
+// Torch-free: it links only hired::core.
+#include "hired/error.hpp"
+#include "hired/safetensors.hpp"
+#include "hired/scores.hpp"
+#include "hired/selection.hpp"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr std::string_view usage =
+    "usage: hired_select INPUT.safetensors [--mode exact|reference]\n"
+    "                    [--budget-rate R | --budget-tokens T] [--alpha A] [--tile-size PX]\n"
+    "                    [--explain]\n"
+    "\n"
+    "INPUT holds init_cls_attn and final_cls_attn ([sum P, H, N + 1], F32/F16/BF16),\n"
+    "num_partitions ([B], I64) and either grid_shapes ([B, 2] rows, cols) or image_sizes\n"
+    "([B, 2] height, width) with grid_pinpoints ([G, 2] height, width). Exact mode (default)\n"
+    "needs image_sizes; reference mode needs only grid_shapes. Defaults: exact, rate 0.2,\n"
+    "alpha 0.5, tile 336. Prints {\"mode\", \"images\": [{\"budget_total\", \"partitions\":\n"
+    "[{\"budget\", \"kept\"}]}]} on stdout; on bad input exits 2 with one line on stderr.\n"
+    "--explain prints a readable summary and a map of the kept tokens instead of JSON.\n";
+
+struct Options {
+  std::string input;
+  hired::DropConfig config;
+  std::int64_t tile_px = 336;
+  bool explain = false;
+};
+
+double parse_double(std::string_view flag, std::string_view text) {
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  hired::check(ec == std::errc() && end == text.data() + text.size(), "{}: '{}' is not a number",
+               flag, text);
+  return value;
+}
+
+std::int64_t parse_int(std::string_view flag, std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  hired::check(ec == std::errc() && end == text.data() + text.size(),
+               "{}: '{}' is not an integer", flag, text);
+  return value;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  bool rate_given = false, tokens_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::string_view {
+      hired::check(i + 1 < argc, "{}: missing value", arg);
+      return argv[++i];
+    };
+    if (arg == "--mode") {
+      o.config.mode = hired::parse_mode(value());
+    } else if (arg == "--budget-rate") {
+      o.config.budget = hired::Budget::rate(parse_double(arg, value()));
+      rate_given = true;
+    } else if (arg == "--budget-tokens") {
+      o.config.budget = hired::Budget::tokens(parse_int(arg, value()));
+      tokens_given = true;
+    } else if (arg == "--alpha") {
+      o.config.alpha = parse_double(arg, value());
+    } else if (arg == "--tile-size") {
+      o.tile_px = parse_int(arg, value());
+      hired::check(o.tile_px > 0, "--tile-size: {} must be positive", o.tile_px);
+    } else if (arg == "--explain") {
+      o.explain = true;
+    } else if (arg.starts_with("--")) {
+      hired::fail("{}: unknown flag", arg);
+    } else {
+      hired::check(o.input.empty(), "{}: only one INPUT file is accepted", arg);
+      o.input = arg;
+    }
+  }
+  hired::check(!o.input.empty(), "INPUT: missing safetensors file");
+  hired::check(!(rate_given && tokens_given), "--budget-rate, --budget-tokens: give one, not both");
+  o.config.validate();
+  return o;
+}
+
+std::vector<std::int64_t> ints(const hired::SafeTensors& file, const std::string& name) {
+  return file.at(name).to_int64();
+}
+
+hired::Selection run(const Options& o) {
+  const hired::SafeTensors file = hired::SafeTensors::load(o.input);
+  const hired::TensorView& init = file.at("init_cls_attn");
+  const hired::TensorView& final_ = file.at("final_cls_attn");
+  hired::check(init.shape().size() == 3, "init_cls_attn: rank {} must be 3 ([sum P, H, N + 1])",
+               init.shape().size());
+  hired::check(final_.shape() == init.shape(), "final_cls_attn: shape differs from init_cls_attn's");
+
+  const std::vector<std::int64_t> partitions = ints(file, "num_partitions");
+  const hired::TensorView& np = file.at("num_partitions");
+  hired::check(np.shape().size() == 1, "num_partitions: rank {} must be 1 ([B])", np.shape().size());
+  std::vector<std::int64_t> grids, sizes;
+  std::vector<hired::Size2> pinpoints;
+  auto pairs = [&](const char* name) {
+    const hired::TensorView& t = file.at(name);
+    hired::check(t.shape().size() == 2 && t.shape()[1] == 2, "{}: shape must be [*, 2]", name);
+    return t.to_int64();
+  };
+  if (file.contains("grid_shapes")) grids = pairs("grid_shapes");
+  if (file.contains("image_sizes")) sizes = pairs("image_sizes");
+  if (file.contains("grid_pinpoints")) {
+    const std::vector<std::int64_t> flat = pairs("grid_pinpoints");
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2) pinpoints.push_back({flat[i], flat[i + 1]});
+  }
+  hired::check(o.config.mode == hired::Mode::reference || !sizes.empty() ||
+                   std::all_of(partitions.begin(), partitions.end(),
+                               [](std::int64_t p) { return p == 1; }),
+               "image_sizes: exact mode needs them (padding, spatial mapping); "
+               "reference mode runs on grid_shapes alone");
+  std::vector<hired::ImageLayout> layouts =
+      hired::describe_images({partitions, grids, sizes, pinpoints, o.tile_px});
+  const std::int64_t rows = hired::total_partitions(layouts);
+  hired::check(init.shape()[0] == rows, "init_cls_attn: {} rows, but num_partitions sums to {}",
+               init.shape()[0], rows);
+  const hired::VisionGrid vision = hired::vision_grid_for(init.shape()[2] - 1, o.tile_px);
+
+  const std::vector<float> init_values = init.to_float(), final_values = final_.to_float();
+  const hired::Selection s = hired::select_tokens(
+      hired::sum_heads(init_values.data(), init.shape()[0], init.shape()[1], init.shape()[2], "init_cls_attn"),
+      hired::sum_heads(final_values.data(), init.shape()[0], init.shape()[1], init.shape()[2],
+                       "final_cls_attn"),
+      std::move(layouts), vision, o.config);
+
+  return s;
+}
+
+nlohmann::json to_json(const hired::Selection& s) {
+  nlohmann::json images = nlohmann::json::array();
+  for (std::size_t b = 0; b < s.images.size(); ++b) {
+    nlohmann::json parts = nlohmann::json::array();
+    for (std::int64_t p = s.partition_offsets[b]; p < s.partition_offsets[b + 1]; ++p) {
+      const auto kept = s.kept_in(p);
+      parts.push_back({{"budget", s.budget(p)},
+                       {"kept", std::vector<std::int32_t>(kept.begin(), kept.end())}});
+    }
+    images.push_back({{"budget_total", s.requested[b]},
+                      {"kept_total", s.kept_in_image(static_cast<std::int64_t>(b))},
+                      {"partitions", std::move(parts)}});
+  }
+  return {{"mode", hired::to_string(s.mode)}, {"images", std::move(images)}};
+}
+
+/// A readable account: budgets per partition and a side-by-side map of every partition's
+/// side x side tokens ('#' kept, '.' dropped, ' ' padding that unpad removes).
+std::string explain(const hired::Selection& s) {
+  std::string out;
+  const std::int64_t side = s.vision.side, tokens = s.vision.tokens();
+  for (std::size_t b = 0; b < s.images.size(); ++b) {
+    const hired::ImageLayout& image = s.images[b];
+    const std::int64_t first = s.partition_offsets[b];
+    out += fmt::format("image {}: {} partitions (full image + {}x{} tiles){}, {} mode\n", b,
+                       image.partitions, image.grid.rows, image.grid.cols,
+                       image.image_size ? fmt::format(", {}x{} px", image.image_size->height,
+                                                      image.image_size->width)
+                                        : "",
+                       hired::to_string(s.mode));
+    out += fmt::format("  budget asked T = {}, kept {} of {} tokens\n", s.requested[b],
+                       s.kept_in_image(static_cast<std::int64_t>(b)), image.partitions * tokens);
+    std::vector<std::string> maps(static_cast<std::size_t>(image.partitions),
+                                  std::string(static_cast<std::size_t>(tokens), '.'));
+    std::optional<hired::TokenBox> box;
+    if (image.partitions > 1 && image.image_size)
+      box = hired::tile_token_box(*image.image_size, image.grid, s.vision);
+    for (std::int64_t i = 0; i < image.partitions; ++i) {
+      out += fmt::format("  {:<10} keeps {:>4}\n", i == 0 ? "full image" : fmt::format("tile {}", i),
+                         s.budget(first + i));
+      for (const std::int32_t j : s.kept_in(first + i)) maps[i][j] = '#';
+      if (i == 0 || !box) continue;
+      const std::int64_t row0 = ((i - 1) / image.grid.cols) * side, col0 = ((i - 1) % image.grid.cols) * side;
+      for (std::int64_t j = 0; j < tokens; ++j)
+        if (!box->contains(row0 + j / side, col0 + j % side)) maps[i][j] = maps[i][j] == '#' ? '!' : ' ';
+    }
+    for (std::int64_t r = 0; r < side; ++r) {
+      out += " ";
+      for (const std::string& m : maps) {
+        out += ' ';
+        out.append(m, static_cast<std::size_t>(r * side), static_cast<std::size_t>(side));
+      }
+      out += "\n";
+    }
+    if (box) out += "  ('#' kept, '.' dropped, ' ' padding, '!' kept padding that unpad will drop)\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+    std::fputs(usage.data(), stdout);
+    return 0;
+  }
+  try {
+    const Options options = parse(argc, argv);
+    const hired::Selection selection = run(options);
+    std::cout << (options.explain ? explain(selection) : to_json(selection).dump() + "\n");
+    return 0;
+  } catch (const hired::Error& e) {
+    fmt::print(stderr, "hired_select: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "hired_select: internal error: {}\n", e.what());
+    return 1;
+  }
+}
