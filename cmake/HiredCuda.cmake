@@ -1,0 +1,17 @@
+# Resolves HIRED_CUDA (AUTO | ON | OFF) into HIRED_WITH_CUDA. With nvcc present the CUDA
+# sources compile on a machine without a GPU; nothing here needs one.
+include(CheckLanguage)
+string(TOUPPER "${HIRED_CUDA}" _hired_cuda)
+if(_hired_cuda STREQUAL "OFF")
+  set(HIRED_WITH_CUDA OFF)
+else()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(HIRED_WITH_CUDA ON)
+  elseif(_hired_cuda STREQUAL "ON")
+    message(FATAL_ERROR "HIRED_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER)")
+  else()
+    set(HIRED_WITH_CUDA OFF)
+  endif()
+endif()
+message(STATUS "hired: CUDA compiler ${CMAKE_CUDA_COMPILER} -> HIRED_WITH_CUDA=${HIRED_WITH_CUDA}")
