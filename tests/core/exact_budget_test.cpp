@@ -7,6 +7,8 @@
 #include "hired/layout.hpp"
 #include "hired/selection.hpp"
 
+#include "support/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -327,21 +329,13 @@ TEST(ExactBudget, ZeroBudgetKeepsNothing) {
 }
 
 TEST(ExactBudget, RejectsNegativeBudgetAndBadScores) {
-  const auto expect_named = [](auto fn, const char* name) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error, expected one naming " << name;
-    } catch (const hired::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
-    }
-  };
-  expect_named([] { hired::allocate_exact(std::vector<float>(N, 1.0f), layout_of({600, 600}), VisionGrid{}, -1, 0.5); },
+  hired::testing::expect_error([] { hired::allocate_exact(std::vector<float>(N, 1.0f), layout_of({600, 600}), VisionGrid{}, -1, 0.5); },
                "budget_tokens");
-  expect_named([] { hired::allocate_exact(std::vector<float>(N + 1, 1.0f), layout_of({600, 600}), VisionGrid{}, 1, 0.5); },
+  hired::testing::expect_error([] { hired::allocate_exact(std::vector<float>(N + 1, 1.0f), layout_of({600, 600}), VisionGrid{}, 1, 0.5); },
                "init scores");
   std::vector<float> inf(N, 1.0f);
   inf[5] = std::numeric_limits<float>::infinity();
-  expect_named([&] { hired::allocate_exact(inf, layout_of({600, 600}), VisionGrid{}, 1, 0.5); }, "token 5");
+  hired::testing::expect_error([&] { hired::allocate_exact(inf, layout_of({600, 600}), VisionGrid{}, 1, 0.5); }, "token 5");
 }
 
 /// Eligible tokens of tile t computed from the unpad box alone.

@@ -9,6 +9,8 @@
 #include "hired/budget.hpp"
 #include "hired/selection.hpp"
 
+#include "support/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -21,24 +23,14 @@
 
 namespace {
 
+using hired::testing::expect_error;
+
 using hired::GridShape;
 using hired::ImageLayout;
 using hired::Size2;
 
 constexpr std::int64_t N = 576;
 constexpr std::int64_t side = 24;
-
-void expect_error(const std::function<void()>& fn, const std::string& names) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected hired::Error naming '" << names << "', nothing was thrown";
-  } catch (const hired::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(names), std::string::npos)
-        << "message '" << e.what() << "' does not name '" << names << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected hired::Error, got another exception: " << e.what();
-  }
-}
 
 ImageLayout image_600x600() { return {5, GridShape{2, 2}, Size2{600, 600}}; }
 

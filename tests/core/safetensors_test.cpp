@@ -1,6 +1,8 @@
 // Safetensors writer/reader round trips and one test per kind of corrupt file.
 #include "hired/safetensors.hpp"
 
+#include "support/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -17,22 +19,9 @@
 namespace hired {
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using hired::testing::expect_error;
 
-// Expects `body` to throw hired::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
-  try {
-    body();
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    for (const std::string& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << part << "\"";
-    }
-    return;
-  }
-  ADD_FAILURE() << "no hired::Error thrown";
-}
+using Bytes = std::vector<std::uint8_t>;
 
 Bytes with_header(const std::string& json, std::size_t data_bytes) {
   Bytes out(8 + json.size() + data_bytes, 0);

@@ -6,6 +6,8 @@
 #include "hired/scores.hpp"
 #include "hired/selection.hpp"
 
+#include "support/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,6 +22,8 @@
 
 namespace {
 
+using hired::testing::expect_error;
+
 using hired::GridShape;
 using hired::ImageLayout;
 using hired::NewlinePolicy;
@@ -27,19 +31,6 @@ using hired::Size2;
 using hired::VisionGrid;
 using Rows = std::vector<std::int64_t>;
 constexpr std::int64_t NL = hired::PackPlan::newline;
-
-/// Expects `fn` to throw hired::Error whose message contains `names`.
-void expect_error(const std::function<void()>& fn, const std::string& names) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected hired::Error naming '" << names << "', nothing was thrown";
-  } catch (const hired::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(names), std::string::npos)
-        << "message '" << e.what() << "' does not name '" << names << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected hired::Error, got another exception: " << e.what();
-  }
-}
 
 ImageLayout layout_of(Size2 image) {
   const GridShape grid = hired::anyres_grid_shape(image, hired::llava_v16_grid_pinpoints, 336);

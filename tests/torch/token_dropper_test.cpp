@@ -6,6 +6,8 @@
 #include "hired/scores.hpp"
 
 #include <ATen/ATen.h>
+#include "support/expect_error.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,19 +17,11 @@
 
 namespace {
 
+using hired::testing::expect_error;
+
 using hired::DropConfig;
 using hired::ImageBatch;
 using hired::TokenDropper;
-
-void expect_error(const std::function<void()>& fn, const std::string& names) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected hired::Error naming '" << names << "'";
-  } catch (const hired::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(names), std::string::npos)
-        << "message '" << e.what() << "' does not name '" << names << "'";
-  }
-}
 
 at::Tensor random_attention(std::int64_t partitions, std::int64_t heads, std::int64_t keys) {
   return at::randn({partitions, heads, keys}, at::kDouble).mul(3).softmax(-1).to(at::kFloat);
