@@ -35,4 +35,4 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   echo "setup: installing torch==$TORCH_VERSION into .venv (LibTorch; a few GB, once)"
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
-echo "setup: ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
+echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
