@@ -1,0 +1,31 @@
+// The one include for kernel source. nvcc gets the CUDA runtime and 16-bit types; a host
+// compiler gets the emulation (hired/kernels/emulation.hpp), which runs the same kernel text on
+// the CPU for tests. Kernels therefore use only what both provide: the qualifiers, the built-in
+// index variables, __syncthreads*, the *_sync warp intrinsics, the bit intrinsics and the
+// atomics declared in emulation.hpp.
+#pragma once
+
+#if defined(__CUDACC__)
+#include <cassert>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#define HIRED_EMULATED 0
+// Device-side check: traps the kernel (the launch then fails with cudaErrorAssert).
+#define HIRED_KERNEL_ASSERT(condition) assert(condition)
+#else
+#include "hired/kernels/emulation.hpp"
+
+#define HIRED_EMULATED 1
+// In emulation a failed check throws hired::emu::KernelError, which launch() rethrows.
+#define HIRED_KERNEL_ASSERT(condition)                                                     \
+  ((condition) ? static_cast<void>(0)                                                      \
+               : throw ::hired::emu::KernelError(std::string(__FILE__) + ":" +             \
+                                                 std::to_string(__LINE__) +                \
+                                                 ": kernel assertion failed: " #condition))
+#endif
+
+#define HIRED_KERNEL __global__
+#define HIRED_DEVICE __device__ __forceinline__
