@@ -35,4 +35,10 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
   echo "setup: installing torch==$TORCH_VERSION into .venv (LibTorch; a few GB, once)"
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
+# cuobjdump checks which GPU architectures' SASS the CUDA objects carry; the toolkit here
+# lacks it, its wheel is small.
+if ! compgen -G ".venv/lib/python3*/site-packages/nvidia/cu13/bin/cuobjdump" >/dev/null; then
+  echo "setup: installing cuobjdump into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "nvidia-cuda-cuobjdump==13.5.37"
+fi
 echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"

@@ -1,0 +1,16 @@
+# Fails unless cuobjdump finds a cubin (SASS) for every architecture in ARCHS in OBJECTS.
+string(REPLACE "," ";" ARCHS "${ARCHS}")
+foreach(object IN LISTS OBJECTS)
+  execute_process(COMMAND "${CUOBJDUMP}" --list-elf "${object}" OUTPUT_VARIABLE listing
+                  RESULT_VARIABLE rc ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "cuobjdump --list-elf ${object} failed (${rc}): ${err}")
+  endif()
+  message(STATUS "${object}:\n${listing}")
+  foreach(arch IN LISTS ARCHS)
+    if(NOT listing MATCHES "\\.sm_${arch}\\.cubin")
+      message(FATAL_ERROR "${object}: no SASS for sm_${arch}")
+    endif()
+  endforeach()
+endforeach()
+message(STATUS "SASS present for: ${ARCHS}")
