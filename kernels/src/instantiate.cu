@@ -1,0 +1,73 @@
+// The kernels at their production block sizes, compiled by nvcc, with thin launch functions
+// for host code: one kernel launch each on the caller's stream, no allocation, no host
+// synchronisation (so they can be captured in a CUDA graph). Each returns cudaErrorInvalidValue
+// for shapes the kernel does not support (checked on the host, nothing launched), otherwise
+// the launch's status from cudaGetLastError. rows == 0 launches nothing.
+#include "hired/kernels/block_topk.cuh"
+#include "hired/kernels/cls_scores.cuh"
+
+namespace hired::kernels {
+
+template __global__ void cls_scores_kernel<Element::f32, kClsScoresThreads>(
+    ClsScoresParams<Element::f32>);
+template __global__ void cls_scores_kernel<Element::f16, kClsScoresThreads>(
+    ClsScoresParams<Element::f16>);
+template __global__ void cls_scores_kernel<Element::bf16, kClsScoresThreads>(
+    ClsScoresParams<Element::bf16>);
+template __global__ void cls_scores_qk_kernel<Element::f32, kClsScoresThreads>(
+    ClsScoresQkParams<Element::f32>);
+template __global__ void cls_scores_qk_kernel<Element::f16, kClsScoresThreads>(
+    ClsScoresQkParams<Element::f16>);
+template __global__ void cls_scores_qk_kernel<Element::bf16, kClsScoresThreads>(
+    ClsScoresQkParams<Element::bf16>);
+template __global__ void topk_kernel<kTopKThreads>(TopKParams);
+
+namespace {
+
+template <Element E>
+cudaError_t launch_attention(const ClsScoresParams<E>& p, cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  if (p.rows < 0 || p.heads <= 0 || p.tokens <= 0) return cudaErrorInvalidValue;
+  cls_scores_kernel<E, kClsScoresThreads>
+      <<<cls_scores_grid(p), kClsScoresThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <Element E>
+cudaError_t launch_qk(const ClsScoresQkParams<E>& p, cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  if (!cls_scores_qk_supports(p)) return cudaErrorInvalidValue;
+  cls_scores_qk_kernel<E, kClsScoresThreads>
+      <<<cls_scores_grid(p), kClsScoresThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::f32>& p, cudaStream_t stream) {
+  return launch_attention(p, stream);
+}
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::f16>& p, cudaStream_t stream) {
+  return launch_attention(p, stream);
+}
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::bf16>& p, cudaStream_t stream) {
+  return launch_attention(p, stream);
+}
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f32>& p, cudaStream_t stream) {
+  return launch_qk(p, stream);
+}
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f16>& p, cudaStream_t stream) {
+  return launch_qk(p, stream);
+}
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::bf16>& p, cudaStream_t stream) {
+  return launch_qk(p, stream);
+}
+
+cudaError_t launch_topk(const TopKParams& p, cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  if (!topk_supports(p)) return cudaErrorInvalidValue;
+  topk_kernel<kTopKThreads><<<topk_grid(p), kTopKThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace hired::kernels

@@ -1,0 +1,128 @@
+// The emulation tests are not vacuous (issue 5): topk_kernel built with block_topk.cuh's
+// test-only fault hooks (a missing barrier, an off-by-one in the ordered compaction) must give
+// results that differ from the CPU path (a wrong list or count, or the emulator reporting the
+// broken synchronisation), while the same harness with the faults off agrees with it.
+//
+// Must be its own executable: HIRED_TEST_FAULTS changes the definition of the BlockTopK
+// templates, which must not meet the real ones (kernels_test.cpp) in one link.
+#define HIRED_TEST_FAULTS
+namespace hired_test_faults {
+inline bool skip_decision_barrier = false;  // drop the barrier that publishes a radix decision
+inline bool compaction_off_by_one = false;  // each thread's compaction loop stops one item early
+}  // namespace hired_test_faults
+
+#include "hired/kernels/block_topk.cuh"
+#include "hired/topk.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace hired::kernels {
+namespace {
+
+using emu::Options;
+using emu::Schedule;
+
+constexpr std::int32_t kUnwritten = -7;
+
+struct Fault {
+  explicit Fault(bool& flag) : flag_(flag) { flag_ = true; }
+  ~Fault() { flag_ = false; }
+  Fault(const Fault&) = delete;
+  Fault& operator=(const Fault&) = delete;
+
+ private:
+  bool& flag_;
+};
+
+// One row, every token eligible. True when the emulated kernel agrees with
+// hired::top_k_ascending (list and count); an emulator error (deadlock, mismatched warp
+// collective) counts as disagreement.
+template <int Threads>
+bool agrees_with_cpu(const std::vector<float>& scores, std::int32_t k, Schedule schedule) {
+  const auto n = static_cast<std::int32_t>(scores.size());
+  std::vector<std::int32_t> kept(scores.size(), kUnwritten);
+  std::int32_t count = kUnwritten;
+  const TopKParams params{.scores = scores.data(), .score_stride = n, .rows = 1, .tokens = n,
+                          .k = &k, .kept = kept.data(), .count = &count};
+  try {
+    emu::launch_with(Options{schedule, false}, topk_kernel<Threads>, topk_grid(params),
+                     dim3(Threads), params);
+  } catch (const emu::KernelError&) {
+    return false;
+  }
+  const std::vector<std::int32_t> want = top_k_ascending(scores.data(), n, k);
+  if (count != static_cast<std::int32_t>(want.size())) return false;
+  kept.resize(want.size());
+  return kept == want;
+}
+
+std::vector<float> random_scores(std::mt19937& rng, std::int32_t n) {
+  std::vector<float> out(static_cast<std::size_t>(n));
+  const bool tied = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (float& v : out) v = tied ? 0.25f * std::uniform_int_distribution<int>(0, 2)(rng) : u(rng);
+  return out;
+}
+
+// Disagreements among `cases` seeded random rows (64 threads, both schedules).
+int disagreements(unsigned seed, int cases) {
+  std::mt19937 rng(seed);
+  int wrong = 0;
+  for (int i = 0; i < cases; ++i) {
+    const std::int32_t n = std::uniform_int_distribution<std::int32_t>(2, 200)(rng);
+    const std::vector<float> scores = random_scores(rng, n);
+    const std::int32_t k = std::uniform_int_distribution<std::int32_t>(1, n)(rng);
+    wrong += !agrees_with_cpu<64>(scores, k, i % 2 == 0 ? Schedule::forward : Schedule::reverse);
+  }
+  return wrong;
+}
+
+TEST(BrokenTopK, WithoutFaultsTheHarnessAgrees) { EXPECT_EQ(disagreements(41, 100), 0); }
+
+// 32 threads own one token each (N = 32). The thread that owns digit 0xC1 (8.0f's top key
+// byte; bins are dealt 8 per thread in descending digit order) is thread 7, so under
+// Schedule::reverse threads 31..8 read the decision before thread 7 writes it: they see the
+// one the previous launch left (digit 0xC0 of 2.0f). Thread 20 then counts its 8.0f as above
+// the class instead of in it, and thread 0, which read the right decision, adds the class's
+// one token again: count 2 where the CPU keeps 1.
+TEST(BrokenTopK, MissingBarrierGivesAWrongSelection) {
+  std::vector<float> previous(32, 1.0f), current(32, 1.0f);
+  previous[0] = 2.0f;
+  current[20] = 8.0f;
+  ASSERT_TRUE(agrees_with_cpu<32>(previous, 1, Schedule::reverse));  // leaves its decision
+  const Fault fault(hired_test_faults::skip_decision_barrier);
+  EXPECT_FALSE(agrees_with_cpu<32>(current, 1, Schedule::reverse));
+}
+
+TEST(BrokenTopK, MissingBarrierBreaksMostRandomCases) {
+  const Fault fault(hired_test_faults::skip_decision_barrier);
+  const int wrong = disagreements(42, 100);
+  RecordProperty("disagreements_of_100", wrong);
+  EXPECT_GE(wrong, 50);
+}
+
+// k = N keeps every token; 2 tokens per thread, and the faulty loop never writes each
+// thread's second one, so half the output slots stay unwritten.
+TEST(BrokenTopK, CompactionOffByOneLosesTokens) {
+  std::mt19937 rng(43);
+  const std::vector<float> scores = random_scores(rng, 64);
+  ASSERT_TRUE(agrees_with_cpu<32>(scores, 64, Schedule::forward));
+  const Fault fault(hired_test_faults::compaction_off_by_one);
+  EXPECT_FALSE(agrees_with_cpu<32>(scores, 64, Schedule::forward));
+}
+
+TEST(BrokenTopK, CompactionOffByOneBreaksMostRandomCases) {
+  const Fault fault(hired_test_faults::compaction_off_by_one);
+  const int wrong = disagreements(44, 100);
+  RecordProperty("disagreements_of_100", wrong);
+  EXPECT_GE(wrong, 50);
+}
+
+}  // namespace
+}  // namespace hired::kernels
