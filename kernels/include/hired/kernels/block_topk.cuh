@@ -35,14 +35,6 @@
 
 #include <cstdint>
 
-#ifndef HIRED_UNROLL
-#if defined(__CUDACC__)
-#define HIRED_UNROLL _Pragma("unroll")
-#else
-#define HIRED_UNROLL
-#endif
-#endif
-
 // Test-only fault injection for tests/emulation/broken_kernels_test.cpp, which defines
 // HIRED_TEST_FAULTS and a namespace hired_test_faults of bool flags before including this
 // header (in its own executable: the faulty templates must not meet the real ones in one

@@ -34,14 +34,6 @@
 #include <cmath>
 #include <cstdint>
 
-#ifndef HIRED_UNROLL
-#if defined(__CUDACC__)
-#define HIRED_UNROLL _Pragma("unroll")
-#else
-#define HIRED_UNROLL
-#endif
-#endif
-
 namespace hired::kernels {
 
 /// Element type of the kernels' 16/32-bit float inputs.

@@ -29,3 +29,10 @@
 
 #define HIRED_KERNEL __global__
 #define HIRED_DEVICE __device__ __forceinline__
+
+// Loop unrolling hint: nvcc's pragma; nothing for the host compiler.
+#if defined(__CUDACC__)
+#define HIRED_UNROLL _Pragma("unroll")
+#else
+#define HIRED_UNROLL
+#endif
