@@ -1,8 +1,7 @@
-// The kernels at their production block sizes, compiled by nvcc, with thin launch functions
-// for host code: one kernel launch each on the caller's stream, no allocation, no host
-// synchronisation (so they can be captured in a CUDA graph). Each returns cudaErrorInvalidValue
-// for shapes the kernel does not support (checked on the host, nothing launched), otherwise
-// the launch's status from cudaGetLastError. rows == 0 launches nothing.
+// The kernels at their production block sizes, compiled by nvcc, and the launch functions
+// declared in hired/kernels/launch.hpp. rows == 0 launches nothing.
+#include "hired/kernels/launch.hpp"
+
 #include "hired/kernels/block_topk.cuh"
 #include "hired/kernels/cls_scores.cuh"
 

@@ -29,9 +29,8 @@
 // __shfl_up_sync only (sm_30+), so the code is the same for sm_61 (P40) through sm_90.
 #pragma once
 
-#include "hired/half.hpp"
-#include "hired/host_device.hpp"
 #include "hired/kernels/device.hpp"
+#include "hired/kernels/params.hpp"
 
 #include <cstdint>
 
@@ -46,30 +45,6 @@
 #endif
 
 namespace hired::kernels {
-
-/// Largest n BlockTopK and topk_kernel are instantiated for by default.
-inline constexpr int kTopKMaxTokens = 1024;
-/// Production block size of topk_kernel.
-inline constexpr int kTopKThreads = 256;
-
-/// The half-open rectangle [row_begin, row_end) x [col_begin, col_end) of a side x side token
-/// grid; token j sits at row j / side, column j % side. Empty when either range is.
-struct EligibleBox {
-  std::int32_t row_begin = 0, row_end = 0, col_begin = 0, col_end = 0;
-};
-
-/// Which tokens of a partition may be kept: all of them (side == 0), or those in `box` of the
-/// side x side grid (then n must equal side * side).
-struct Eligibility {
-  std::int32_t side = 0;
-  EligibleBox box;
-
-  HIRED_HOST_DEVICE bool admits(std::int32_t token) const {
-    if (side == 0) return true;
-    const std::int32_t r = token / side, c = token % side;
-    return r >= box.row_begin && r < box.row_end && c >= box.col_begin && c < box.col_end;
-  }
-};
 
 /// Maps a float to an unsigned key with the same order (a < b  <=>  key(a) < key(b) for
 /// non-NaN floats); -0 maps to +0's key because the two compare equal.
@@ -210,31 +185,12 @@ class BlockTopK {
   TempStorage& s_;
 };
 
-/// Parameters of topk_kernel: row p keeps its k[p] best tokens among those boxes[p] admits.
-struct TopKParams {
-  const float* scores = nullptr;  // row p: scores[p * score_stride + j], j < tokens
-  std::int64_t score_stride = 0;
-  std::int32_t rows = 0;
-  std::int32_t tokens = 0;              // n, <= the kernel's MaxTokens
-  const std::int32_t* k = nullptr;      // [rows]; negative means 0, above eligible means all
-  const EligibleBox* boxes = nullptr;   // [rows], or nullptr: every token eligible
-  std::int32_t side = 0;                // grid side when boxes is set: tokens == side * side
-  std::int32_t* kept = nullptr;         // [rows, tokens]: row p's kept indices, ascending,
-                                        // at kept[p * tokens + 0 .. count[p]); rest untouched
-  std::int32_t* count = nullptr;        // [rows]; -1 for an unsupported n or block size
-};
 
 /// One block per row.
 inline dim3 topk_grid(const TopKParams& params) {
   return dim3(static_cast<unsigned>(params.rows));
 }
 
-/// Whether topk_kernel<Threads, MaxTokens> accepts these shapes (a host dispatcher checks).
-template <int MaxTokens = kTopKMaxTokens>
-inline bool topk_supports(const TopKParams& p) {
-  return p.rows > 0 && p.tokens > 0 && p.tokens <= MaxTokens &&
-         (p.boxes == nullptr || (p.side > 0 && p.side * p.side == p.tokens));
-}
 
 /// BlockTopK over a batch of rows, one block each; see TopKParams. Requires
 /// topk_supports<MaxTokens>(p) and blockDim.x == BlockThreads.

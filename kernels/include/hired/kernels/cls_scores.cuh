@@ -27,131 +27,18 @@
 // shape beyond its template limits or a block that is not BlockThreads wide.
 #pragma once
 
-#include "hired/half.hpp"
-#include "hired/host_device.hpp"
 #include "hired/kernels/device.hpp"
+#include "hired/kernels/params.hpp"
 
 #include <cmath>
 #include <cstdint>
 
 namespace hired::kernels {
 
-/// Element type of the kernels' 16/32-bit float inputs.
-enum class Element { f32, f16, bf16 };
-
-template <Element E>
-struct ElementStorage {
-  using type = std::uint16_t;  // raw fp16 / bf16 bits
-};
-template <>
-struct ElementStorage<Element::f32> {
-  using type = float;
-};
-template <Element E>
-using storage_t = typename ElementStorage<E>::type;
-
-/// An input element widened to float (exact for every element type).
-template <Element E>
-HIRED_HOST_DEVICE inline float to_float(storage_t<E> value) {
-  if constexpr (E == Element::f32) return value;
-  else if constexpr (E == Element::f16) return half_to_float(value);
-  else return bf16_to_float(value);
-}
-
-/// Production block size of both kernels.
-inline constexpr int kClsScoresThreads = 256;
-/// Largest N (patch tokens per partition) and head_dim cls_scores_qk_kernel is instantiated
-/// for by default; LLaVA-Next's CLIP ViT-L/14-336 has N = 576, head_dim = 64.
-inline constexpr int kClsScoresQkMaxTokens = 1024;
-inline constexpr int kClsScoresQkMaxHeadDim = 256;
-
-/// cls_scores_qk_kernel's accuracy contract: the relative error of every score, given
-/// L = logit_bound >= scale * sum_c |q_c * k_tc| over all keys t and heads (which bounds both
-/// the logits and their rounding error), as long as every logit lies in [-40, 40] (so that no
-/// probability underflows). With u = 2^-24: the fmaf dot and
-/// the scaling are off by at most (d + 1) u L, a max-subtracted logit by 2 (d + 2) u L, which
-/// is the relative error of its exponential, plus 2 ulp (4 u) for expf; the sum over N + 1 keys
-/// adds N u, the division u, the head sum H u. First order, that is
-/// u (4 (d + 2) L + N + H + 9); the bound doubles it for the higher-order terms.
-HIRED_HOST_DEVICE constexpr double cls_scores_qk_relative_error_bound(int head_dim, int tokens,
-                                                                      int heads,
-                                                                      double logit_bound) {
-  constexpr double u = 1.0 / 16777216.0;
-  return 2.0 * u * (4.0 * (head_dim + 2) * logit_bound + tokens + heads + 9);
-}
-
-/// Parameters of cls_scores_kernel. Element (p, h, t) of the attention rows is at
-/// attention[p * row_stride + h * head_stride + t] (t = 0..tokens, 0 is the CLS key), score
-/// (p, j) at scores[p * score_stride + j].
-template <Element E>
-struct ClsScoresParams {
-  const storage_t<E>* attention = nullptr;
-  std::int64_t row_stride = 0;
-  std::int64_t head_stride = 0;
-  float* scores = nullptr;
-  std::int64_t score_stride = 0;
-  std::int32_t rows = 0;
-  std::int32_t heads = 0;
-  std::int32_t tokens = 0;  // N; each head row has N + 1 keys
-  unsigned* invalid = nullptr;  // optional, see the file comment
-
-  /// Contiguous [rows, heads, N + 1] attention and [rows, N] scores.
-  static ClsScoresParams contiguous(const storage_t<E>* attention, float* scores,
-                                    std::int32_t rows, std::int32_t heads, std::int32_t tokens,
-                                    unsigned* invalid = nullptr) {
-    const std::int64_t keys = std::int64_t{tokens} + 1;
-    return {.attention = attention, .row_stride = heads * keys, .head_stride = keys,
-            .scores = scores, .score_stride = tokens, .rows = rows, .heads = heads,
-            .tokens = tokens, .invalid = invalid};
-  }
-};
-
-/// Parameters of cls_scores_qk_kernel. Channel c = h * head_dim + i of row p's CLS query is
-/// q[p * q_row_stride + c] (token 0 of q; no other token is read), of its key t
-/// k[p * k_row_stride + t * k_token_stride + c]; score (p, j) is scores[p * score_stride + j].
-template <Element E>
-struct ClsScoresQkParams {
-  const storage_t<E>* q = nullptr;
-  std::int64_t q_row_stride = 0;
-  const storage_t<E>* k = nullptr;
-  std::int64_t k_row_stride = 0;
-  std::int64_t k_token_stride = 0;
-  float* scores = nullptr;
-  std::int64_t score_stride = 0;
-  std::int32_t rows = 0;
-  std::int32_t heads = 0;
-  std::int32_t head_dim = 0;
-  std::int32_t tokens = 0;  // N; N + 1 keys
-  float scale = 0.0f;       // logit scale; 1 / sqrt(head_dim) for standard attention
-  unsigned* invalid = nullptr;  // optional, see the file comment
-
-  /// Contiguous q, k [rows, N + 1, heads * head_dim], [rows, N] scores, scale 1/sqrt(d).
-  static ClsScoresQkParams contiguous(const storage_t<E>* q, const storage_t<E>* k,
-                                      float* scores, std::int32_t rows, std::int32_t heads,
-                                      std::int32_t head_dim, std::int32_t tokens,
-                                      unsigned* invalid = nullptr) {
-    const std::int64_t width = std::int64_t{heads} * head_dim;
-    const std::int64_t row = (std::int64_t{tokens} + 1) * width;
-    return {.q = q, .q_row_stride = row, .k = k, .k_row_stride = row, .k_token_stride = width,
-            .scores = scores, .score_stride = tokens, .rows = rows, .heads = heads,
-            .head_dim = head_dim, .tokens = tokens,
-            .scale = 1.0f / std::sqrt(static_cast<float>(head_dim)), .invalid = invalid};
-  }
-};
-
 /// One block per partition row.
 template <class Params>
 inline dim3 cls_scores_grid(const Params& params) {
   return dim3(static_cast<unsigned>(params.rows));
-}
-
-/// Whether cls_scores_qk_kernel<E, Threads, MaxTokens, MaxHeadDim> accepts these shapes (the
-/// kernel asserts it too; a host dispatcher checks first).
-template <int MaxTokens = kClsScoresQkMaxTokens, int MaxHeadDim = kClsScoresQkMaxHeadDim,
-          Element E>
-inline bool cls_scores_qk_supports(const ClsScoresQkParams<E>& p) {
-  return p.rows > 0 && p.heads > 0 && p.tokens > 0 && p.tokens <= MaxTokens &&
-         p.head_dim > 0 && p.head_dim <= MaxHeadDim;
 }
 
 namespace detail {

@@ -1,0 +1,22 @@
+// Host entry points of hired_kernels (compiled by nvcc in kernels/src/instantiate.cu): one
+// kernel launch each on the caller's stream, no allocation, no host synchronisation, so they
+// can be captured in a CUDA graph. Each returns cudaErrorInvalidValue for shapes its kernel
+// does not support (checked on the host; nothing is launched), otherwise the launch's status.
+// Needs only the CUDA runtime API header, not a CUDA compiler.
+#pragma once
+
+#include "hired/kernels/params.hpp"
+
+#include <cuda_runtime_api.h>
+
+namespace hired::kernels {
+
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::f32>& params, cudaStream_t stream);
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::f16>& params, cudaStream_t stream);
+cudaError_t launch_cls_scores(const ClsScoresParams<Element::bf16>& params, cudaStream_t stream);
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f32>& params, cudaStream_t stream);
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f16>& params, cudaStream_t stream);
+cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::bf16>& params, cudaStream_t stream);
+cudaError_t launch_topk(const TopKParams& params, cudaStream_t stream);
+
+}  // namespace hired::kernels
