@@ -1,16 +1,18 @@
 # The two commands of the README. Each does its own setup (scripts/setup.sh is idempotent).
-.PHONY: run test setup build
+.PHONY: run test setup configure
 
 setup:
 	@scripts/setup.sh
 
-build: setup
+configure: setup
 	cmake --preset default
-	cmake --build --preset default
 
 # Main job: run hired_select on the bundled sample and explain its output.
-run: build
+run: configure
+	cmake --build --preset default --target hired_select
 	@scripts/run_sample.sh build/hired_select
 
-test: build
+# Everything: build all targets, then every test (ends with CTest's summary).
+test: configure
+	cmake --build --preset default
 	ctest --preset default
