@@ -2,6 +2,7 @@
 #pragma once
 
 #include "hired/apportion.hpp"
+#include "hired/budget_formula.hpp"
 #include "hired/config.hpp"
 #include "hired/error.hpp"
 #include "hired/geometry.hpp"
@@ -17,65 +18,6 @@
 #include <vector>
 
 namespace hired {
-
-/// Step 1 of both modes: the image budget T, the full image's share B0, what the tiles share
-/// (S) and how many full-image tokens are marked to score the tiles (K).
-struct BudgetSplit {
-  std::int64_t total = 0;       // T
-  std::int64_t full_image = 0;  // B0
-  std::int64_t tiles = 0;       // S
-  std::int64_t marks = 0;       // K
-};
-
-/// The published code's arithmetic: double products truncated by int(), float32 ratios.
-namespace reference_formula {
-
-HIRED_HOST_DEVICE inline BudgetSplit split(std::int64_t partitions, std::int64_t tokens,
-                                           double rate, double alpha) {
-  BudgetSplit s;
-  s.total = static_cast<std::int64_t>(static_cast<double>(partitions * tokens) * rate);
-  s.full_image = std::min(static_cast<std::int64_t>(static_cast<double>(s.total) * alpha), tokens);
-  s.tiles = std::min(s.total - s.full_image, (partitions - 1) * tokens);
-  s.marks = static_cast<std::int64_t>(static_cast<double>(tokens) * (1.0 - alpha));
-  return s;
-}
-
-/// b_i = min(trunc(float32(float32(c_i) / float32(sum c) * S)), N).
-HIRED_HOST_DEVICE inline std::int64_t tile_budget(std::int64_t marks_in_band,
-                                                  std::int64_t marks_total,
-                                                  std::int64_t tiles_share, std::int64_t tokens) {
-  const float ratio = static_cast<float>(marks_in_band) / static_cast<float>(marks_total);
-  const float product = ratio * static_cast<float>(tiles_share);
-  return std::min(static_cast<std::int64_t>(product), tokens);
-}
-
-}  // namespace reference_formula
-
-/// Exact mode's arithmetic. The 1e-9 keeps products such as 2880 * 0.2 from landing one
-/// below an integer they equal on paper.
-namespace exact_formula {
-
-inline constexpr double epsilon = 1e-9;
-
-HIRED_HOST_DEVICE inline std::int64_t total(std::int64_t partitions, std::int64_t tokens,
-                                            double rate) {
-  return static_cast<std::int64_t>(
-      std::floor(static_cast<double>(partitions * tokens) * rate + epsilon));
-}
-
-HIRED_HOST_DEVICE inline BudgetSplit split(std::int64_t total, std::int64_t tokens,
-                                           double alpha) {
-  BudgetSplit s;
-  s.total = total;
-  s.full_image = std::min(
-      static_cast<std::int64_t>(std::floor(static_cast<double>(total) * alpha + epsilon)), tokens);
-  s.tiles = total - s.full_image;
-  s.marks = static_cast<std::int64_t>(
-      std::floor(static_cast<double>(tokens) * (1.0 - alpha) + epsilon));
-  return s;
-}
-
-}  // namespace exact_formula
 
 /// Budgets of one image: what was asked (T) and what each partition keeps.
 struct ImageBudget {
@@ -97,8 +39,8 @@ inline std::vector<std::int64_t> tile_capacities(const ImageLayout& image,
   for (std::int64_t ti = 0; ti < image.grid.rows; ++ti)
     for (std::int64_t tj = 0; tj < image.grid.cols; ++tj)
       capacity[ti * image.grid.cols + tj] =
-          detail::overlap(box.row_begin, box.row_end, ti * vision.side, (ti + 1) * vision.side) *
-          detail::overlap(box.col_begin, box.col_end, tj * vision.side, (tj + 1) * vision.side);
+          formula::overlap(box.row_begin, box.row_end, ti * vision.side, (ti + 1) * vision.side) *
+          formula::overlap(box.col_begin, box.col_end, tj * vision.side, (tj + 1) * vision.side);
   return capacity;
 }
 
@@ -121,10 +63,10 @@ inline std::vector<std::int64_t> tile_content_weights(std::span<const std::int32
     const std::int64_t x0 = n * at.pad_left + c * at.resized.width;
     const std::int64_t x1 = x0 + at.resized.width;
     for (std::int64_t ti = 0; ti < image.grid.rows; ++ti) {
-      const std::int64_t rows = detail::overlap(y0, y1, ti * tile, (ti + 1) * tile);
+      const std::int64_t rows = formula::overlap(y0, y1, ti * tile, (ti + 1) * tile);
       if (rows == 0) continue;
       for (std::int64_t tj = 0; tj < image.grid.cols; ++tj)
-        weight[ti * image.grid.cols + tj] += rows * detail::overlap(x0, x1, tj * tile, (tj + 1) * tile);
+        weight[ti * image.grid.cols + tj] += rows * formula::overlap(x0, x1, tj * tile, (tj + 1) * tile);
     }
   }
   return weight;

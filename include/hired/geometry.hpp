@@ -73,11 +73,6 @@ inline void check_size(Size2 s, const char* what) {
         what, s.height, s.width, limit);
 }
 
-/// Length of the intersection of [a0, a1) and [b0, b1).
-constexpr std::int64_t overlap(std::int64_t a0, std::int64_t a1, std::int64_t b0, std::int64_t b1) {
-  return std::max<std::int64_t>(0, std::min(a1, b1) - std::max(a0, b0));
-}
-
 /// Python's int(round(x, 7)) for x >= 0. glibc's printf rounds the exact binary value
 /// half-to-even, as CPython's correctly rounded round() does; the integer part is int().
 inline std::int64_t int_of_round7(double x) {
