@@ -3,6 +3,7 @@
 #include "hired/kernels/launch.hpp"
 
 #include "hired/kernels/block_topk.cuh"
+#include "hired/kernels/budget.cuh"
 #include "hired/kernels/cls_scores.cuh"
 
 namespace hired::kernels {
@@ -20,6 +21,7 @@ template __global__ void cls_scores_qk_kernel<Element::f16, kClsScoresThreads>(
 template __global__ void cls_scores_qk_kernel<Element::bf16, kClsScoresThreads>(
     ClsScoresQkParams<Element::bf16>);
 template __global__ void topk_kernel<kTopKThreads>(TopKParams);
+template __global__ void budget_kernel<kBudgetThreads>(BudgetParams);
 
 namespace {
 
@@ -66,6 +68,15 @@ cudaError_t launch_topk(const TopKParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   if (!topk_supports(p)) return cudaErrorInvalidValue;
   topk_kernel<kTopKThreads><<<topk_grid(p), kTopKThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_budgets(const BudgetParams& p, cudaStream_t stream) {
+  if (p.image_count == 0) return cudaSuccess;
+  if (p.image_count < 0 || p.init_scores == nullptr || p.images == nullptr ||
+      p.budgets == nullptr || !budget_supports(p))
+    return cudaErrorInvalidValue;
+  budget_kernel<kBudgetThreads><<<budget_grid(p), kBudgetThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

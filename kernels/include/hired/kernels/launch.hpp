@@ -18,5 +18,9 @@ cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f32>& params, cud
 cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::f16>& params, cudaStream_t stream);
 cudaError_t launch_cls_scores(const ClsScoresQkParams<Element::bf16>& params, cudaStream_t stream);
 cudaError_t launch_topk(const TopKParams& params, cudaStream_t stream);
+/// budget_kernel, one block per image; cudaErrorInvalidValue unless budget_supports(params).
+/// Per-image problems are not checked here (the images are in device memory): run
+/// budget_image_status on the host copy first.
+cudaError_t launch_budgets(const BudgetParams& params, cudaStream_t stream);
 
 }  // namespace hired::kernels

@@ -3,6 +3,7 @@
 // (the LibTorch adapter) can fill them without a CUDA compiler.
 #pragma once
 
+#include "hired/budget_formula.hpp"
 #include "hired/half.hpp"
 #include "hired/host_device.hpp"
 
@@ -166,6 +167,106 @@ template <int MaxTokens = kTopKMaxTokens>
 inline bool topk_supports(const TopKParams& p) {
   return p.rows > 0 && p.tokens > 0 && p.tokens <= MaxTokens &&
          (p.boxes == nullptr || (p.side > 0 && p.side * p.side == p.tokens));
+}
+
+/// exact: DESIGN §2b (hired::allocate_exact); reference: §2a (hired::allocate_reference).
+enum class BudgetMode : std::int32_t { exact = 0, reference = 1 };
+
+/// Production block size of budget_kernel and the largest tile count per image it is
+/// instantiated for (LLaVA-Next has at most 4 tiles; anyres_max_9-style pinpoints 36).
+inline constexpr int kBudgetThreads = 256;
+inline constexpr int kBudgetMaxTiles = 64;
+
+/// One image of a budget launch, filled on the host from its ImageLayout.
+struct BudgetImage {
+  /// Row of the image's full-image partition in the [sum P, N] init-score matrix, and the
+  /// index of its first budget in `budgets`.
+  std::int64_t offset = 0;
+  std::int32_t partitions = 1;              // P
+  std::int32_t grid_rows = 0, grid_cols = 0;  // 0 x 0 when P == 1
+  /// Exact mode: the requested budget T (a token count, or exact_formula::total(P, N, rate));
+  /// may exceed P * N. Unused in reference mode (T comes from BudgetParams::rate).
+  std::int64_t total = 0;
+  /// Exact mode with tiles only: what `unpad_image` keeps of the (grid_rows * side) x
+  /// (grid_cols * side) tile token grid (hired::tile_token_box), which gives the tiles'
+  /// capacities, and preprocessing's placement of the image in the grid_rows * tile_px x
+  /// grid_cols * tile_px canvas (hired::anyres_placement), which maps full-image tokens onto
+  /// tiles.
+  EligibleBox box;
+  std::int32_t resized_height = 0, resized_width = 0;
+  std::int32_t pad_top = 0, pad_left = 0;
+};
+
+/// Parameters of budget_kernel.
+struct BudgetParams {
+  const float* init_scores = nullptr;  // full image of image b: init_scores + offset * stride
+  std::int64_t score_stride = 0;       // >= tokens
+  const BudgetImage* images = nullptr; // [image_count], device memory
+  std::int32_t image_count = 0;
+  std::int32_t tokens = 0;  // N, <= the kernel's MaxTokens
+  std::int32_t side = 0;    // exact mode: side * side == tokens
+  std::int32_t tile_px = 0; // exact mode: the vision tower's tile size in pixels
+  BudgetMode mode = BudgetMode::exact;
+  double rate = 0.0;   // reference mode: in (0, 1]
+  double alpha = 0.5;  // in [0, 1]
+  std::int32_t* budgets = nullptr;  // [sum P]; image b writes [offset, offset + P)
+  unsigned* invalid = nullptr;      // optional: |= 1 << BudgetStatus of each rejected image
+};
+
+/// Why an image is not computed (bit positions of *invalid); ok is 0 and never flagged.
+enum class BudgetStatus : std::int32_t {
+  ok = 0,
+  bad_params = 1,       // launch-wide values: tokens, side, tile_px, rate, alpha, stride
+  bad_layout = 2,       // P < 1, or a grid that does not have P - 1 tiles
+  too_many_tiles = 3,   // P - 1 > MaxTiles
+  bad_geometry = 4,     // exact mode: box or placement outside the canvas, T < 0
+  no_marks = 5,         // reference mode: S > 0 but K == 0 (the published code divides by 0)
+  uneven_bands = 6,     // reference mode: S > 0 and N % (P - 1) != 0
+};
+
+/// Launch-wide checks (host): whether budget_kernel<.., MaxTokens, ..> accepts `p`.
+template <int MaxTokens = kTopKMaxTokens>
+HIRED_HOST_DEVICE inline bool budget_supports(const BudgetParams& p) {
+  const bool alpha_ok = p.alpha >= 0.0 && p.alpha <= 1.0;  // false for NaN
+  const bool mode_ok =
+      p.mode == BudgetMode::exact
+          ? p.side > 0 && std::int64_t{p.side} * p.side == p.tokens && p.tile_px > 0
+          : p.mode == BudgetMode::reference && p.rate > 0.0 && p.rate <= 1.0;
+  return p.tokens > 0 && p.tokens <= MaxTokens && p.score_stride >= p.tokens && alpha_ok &&
+         mode_ok;
+}
+
+/// Whether budget_kernel<.., MaxTokens, MaxTiles> computes `image` (ok) or rejects it, and
+/// why. The kernel runs this per image; a host dispatcher runs it on its host copy of the
+/// images first and reports the core's error instead.
+template <int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
+HIRED_HOST_DEVICE inline BudgetStatus budget_image_status(const BudgetParams& p,
+                                                          const BudgetImage& image) {
+  
+  if (!budget_supports<MaxTokens>(p)) return BudgetStatus::bad_params;
+  const std::int64_t partitions = image.partitions, rows = image.grid_rows, cols = image.grid_cols;
+  if (partitions < 1 || rows < 0 || cols < 0 || image.offset < 0 ||
+      (partitions == 1 && (rows != 0 || cols != 0)) || rows * cols != partitions - 1)
+    return BudgetStatus::bad_layout;
+  const std::int64_t tiles = partitions - 1, tokens = p.tokens;
+  if (tiles > MaxTiles) return BudgetStatus::too_many_tiles;
+  if (p.mode == BudgetMode::reference) {
+    const BudgetSplit s = reference_formula::split(partitions, tokens, p.rate, p.alpha);
+    if (s.tiles > 0 && tokens % tiles != 0) return BudgetStatus::uneven_bands;
+    if (s.tiles > 0 && s.marks <= 0) return BudgetStatus::no_marks;
+    return BudgetStatus::ok;
+  }
+  if (image.total < 0) return BudgetStatus::bad_geometry;
+  if (tiles == 0) return BudgetStatus::ok;
+  const EligibleBox& b = image.box;
+  const std::int64_t side = p.side, px = p.tile_px;
+  const bool box_ok = 0 <= b.row_begin && b.row_begin <= b.row_end && b.row_end <= rows * side &&
+                      0 <= b.col_begin && b.col_begin <= b.col_end && b.col_end <= cols * side;
+  const bool placed = image.resized_height > 0 && image.resized_width > 0 &&
+                      image.pad_top >= 0 && image.pad_left >= 0 &&
+                      std::int64_t{image.pad_top} + image.resized_height <= rows * px &&
+                      std::int64_t{image.pad_left} + image.resized_width <= cols * px;
+  return box_ok && placed ? BudgetStatus::ok : BudgetStatus::bad_geometry;
 }
 
 }  // namespace hired::kernels
