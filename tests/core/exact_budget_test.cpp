@@ -329,13 +329,13 @@ TEST(ExactBudget, ZeroBudgetKeepsNothing) {
 }
 
 TEST(ExactBudget, RejectsNegativeBudgetAndBadScores) {
-  hired::testing::expect_error([] { hired::allocate_exact(std::vector<float>(N, 1.0f), layout_of({600, 600}), VisionGrid{}, -1, 0.5); },
+  hired_test::expect_error([] { hired::allocate_exact(std::vector<float>(N, 1.0f), layout_of({600, 600}), VisionGrid{}, -1, 0.5); },
                "budget_tokens");
-  hired::testing::expect_error([] { hired::allocate_exact(std::vector<float>(N + 1, 1.0f), layout_of({600, 600}), VisionGrid{}, 1, 0.5); },
+  hired_test::expect_error([] { hired::allocate_exact(std::vector<float>(N + 1, 1.0f), layout_of({600, 600}), VisionGrid{}, 1, 0.5); },
                "init scores");
   std::vector<float> inf(N, 1.0f);
   inf[5] = std::numeric_limits<float>::infinity();
-  hired::testing::expect_error([&] { hired::allocate_exact(inf, layout_of({600, 600}), VisionGrid{}, 1, 0.5); }, "token 5");
+  hired_test::expect_error([&] { hired::allocate_exact(inf, layout_of({600, 600}), VisionGrid{}, 1, 0.5); }, "token 5");
 }
 
 /// Eligible tokens of tile t computed from the unpad box alone.

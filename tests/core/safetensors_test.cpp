@@ -19,7 +19,7 @@
 namespace hired {
 namespace {
 
-using hired::testing::expect_error;
+using hired_test::expect_error;
 
 using Bytes = std::vector<std::uint8_t>;
 

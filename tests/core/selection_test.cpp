@@ -22,7 +22,7 @@
 
 namespace {
 
-using hired::testing::expect_error;
+using hired_test::expect_error;
 
 using hired::GridShape;
 using hired::ImageLayout;

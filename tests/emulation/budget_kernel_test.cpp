@@ -12,6 +12,8 @@
 #include "hired/geometry.hpp"
 #include "hired/layout.hpp"
 
+#include "support/emulation_schedule.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,9 +32,7 @@ namespace {
 using emu::Options;
 using emu::Schedule;
 
-Options mode_for(int case_index) {
-  return {case_index % 2 == 0 ? Schedule::forward : Schedule::reverse, true};
-}
+const auto mode_for = hired_test::alternating_schedule;
 
 constexpr std::int32_t kUnwritten = 0x5a5a5a5a;
 

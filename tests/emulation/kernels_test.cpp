@@ -12,6 +12,8 @@
 #include "hired/scores.hpp"
 #include "hired/topk.hpp"
 
+#include "support/emulation_schedule.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,11 +31,7 @@ namespace {
 using emu::Options;
 using emu::Schedule;
 
-// Alternates schedules; strict mode also rejects barriers some threads skip by exiting and
-// warp masks naming exited lanes, which the kernels must never need.
-Options mode_for(int case_index) {
-  return {case_index % 2 == 0 ? Schedule::forward : Schedule::reverse, true};
-}
+const auto mode_for = hired_test::alternating_schedule;
 
 template <Element E>
 storage_t<E> encode(float v) {

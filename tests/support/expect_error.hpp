@@ -10,7 +10,7 @@
 #include <initializer_list>
 #include <string>
 
-namespace hired::testing {
+namespace hired_test {
 
 /// Expects `body` to throw hired::Error whose message contains every one of `parts` (the
 /// argument it names, and whatever else identifies the problem).
@@ -31,4 +31,4 @@ inline void expect_error(const std::function<void()>& body, const std::string& p
   expect_error(body, {part});
 }
 
-}  // namespace hired::testing
+}  // namespace hired_test

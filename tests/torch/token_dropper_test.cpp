@@ -17,7 +17,7 @@
 
 namespace {
 
-using hired::testing::expect_error;
+using hired_test::expect_error;
 
 using hired::DropConfig;
 using hired::ImageBatch;
