@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <span>
+#include <algorithm>
 #include <string_view>
 
 namespace hired {
