@@ -8,8 +8,8 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <string_view>
 
 namespace hired {
