@@ -56,6 +56,19 @@ at::Tensor to_tensor(const std::vector<std::int64_t>& v, const at::Device& devic
 
 }  // namespace
 
+std::vector<ImageLayout> image_layouts(const ImageBatch& images) {
+  check(images.num_partitions.defined(), "num_partitions: undefined tensor");
+  check(images.num_partitions.dim() == 1, "num_partitions: shape {} must be [B]",
+        shape_of(images.num_partitions));
+  const std::int64_t batch = images.num_partitions.size(0);
+  const std::vector<std::int64_t> partitions =
+      host_ints(images.num_partitions, batch, 0, "num_partitions");
+  std::vector<std::int64_t> grids, sizes;
+  if (images.grid_shapes) grids = host_ints(*images.grid_shapes, batch, 2, "grid_shapes");
+  if (images.image_sizes) sizes = host_ints(*images.image_sizes, batch, 2, "image_sizes");
+  return describe_images({partitions, grids, sizes, images.grid_pinpoints, images.tile_px});
+}
+
 TokenDropper::TokenDropper(DropConfig config) : config_(config) { config_.validate(); }
 
 TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
@@ -70,18 +83,7 @@ TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
         "final_cls_attn: on {}, but init_cls_attn is on {}", final_cls_attn.device().str(),
         init_cls_attn.device().str());
 
-  check(images.num_partitions.defined(), "num_partitions: undefined tensor");
-  check(images.num_partitions.dim() == 1, "num_partitions: shape {} must be [B]",
-        shape_of(images.num_partitions));
-  const std::int64_t batch = images.num_partitions.size(0);
-  const std::vector<std::int64_t> partitions =
-      host_ints(images.num_partitions, batch, 0, "num_partitions");
-  std::vector<std::int64_t> grids, sizes;
-  if (images.grid_shapes) grids = host_ints(*images.grid_shapes, batch, 2, "grid_shapes");
-  if (images.image_sizes) sizes = host_ints(*images.image_sizes, batch, 2, "image_sizes");
-  std::vector<ImageLayout> layouts = describe_images(
-      {partitions, grids, sizes, images.grid_pinpoints, images.tile_px});
-
+  std::vector<ImageLayout> layouts = image_layouts(images);
   const std::int64_t rows = total_partitions(layouts);
   check(init_cls_attn.size(0) == rows,
         "init_cls_attn: {} rows, but num_partitions sums to {} partitions",

@@ -24,6 +24,9 @@ struct ImageBatch {
   std::int64_t tile_px = 336;
 };
 
+/// Each image's layout (partitions, tile grid, size), validated; errors name the tensor.
+std::vector<ImageLayout> image_layouts(const ImageBatch& images);
+
 /// The selection as int64 tensors on the attention's device (CSR), plus its host copy.
 struct TokenSelection {
   at::Tensor budgets;            // [sum P]: tokens kept per partition
