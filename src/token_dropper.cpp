@@ -5,6 +5,7 @@
 
 #include "hired/error.hpp"
 #include "hired/scores.hpp"
+#include "tensor_text.hpp"
 
 #include <ATen/ATen.h>
 
@@ -15,19 +16,16 @@
 namespace hired {
 namespace {
 
-bool is_float(const at::Tensor& t) { return at::isFloatingType(t.scalar_type()); }
+using detail::dtype_of;
+using detail::shape_of;
 
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+bool is_float(const at::Tensor& t) { return at::isFloatingType(t.scalar_type()); }
 
 void check_attention(const at::Tensor& t, const char* name) {
   check(t.defined(), "{}: undefined tensor", name);
   check(t.dim() == 3, "{}: shape {} must be [sum P, H, N + 1]", name, shape_of(t));
   check(is_float(t), "{}: dtype {} must be floating point", name,
-        std::string_view(c10::toString(t.scalar_type())));
+        dtype_of(t));
   check(t.numel() > 0, "{}: shape {} is empty", name, shape_of(t));
 }
 
@@ -36,7 +34,7 @@ std::vector<std::int64_t> host_ints(const at::Tensor& t, std::int64_t rows, std:
                                     const char* name) {
   check(t.defined(), "{}: undefined tensor", name);
   check(at::isIntegralType(t.scalar_type(), /*includeBool=*/false), "{}: dtype {} must be an integer type",
-        name, std::string_view(c10::toString(t.scalar_type())));
+        name, dtype_of(t));
   const bool shape_ok = cols == 0 ? (t.dim() == 1 && t.size(0) == rows)
                                   : (t.dim() == 2 && t.size(0) == rows && t.size(1) == cols);
   check(shape_ok, "{}: shape {} must be [{}{}]", name, shape_of(t), rows,
@@ -116,7 +114,7 @@ PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::T
   check(features.dim() == 3 && features.size(0) == rows && features.size(1) == tokens,
         "features: shape {} must be [sum P = {}, N = {}, D]", shape_of(features), rows, tokens);
   check(is_float(features), "features: dtype {} must be floating point",
-        std::string_view(c10::toString(features.scalar_type())));
+        dtype_of(features));
 
   const PackPlan plan = pack_plan(host, config_.newline);
   const bool needs_newline =
@@ -149,8 +147,8 @@ at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t 
   check(q.dim() == 3, "q: shape {} must be [sum P, N + 1, H * d]", shape_of(q));
   check(k.sizes() == q.sizes(), "k: shape {} differs from q's {}", shape_of(k), shape_of(q));
   check(is_float(q) && is_float(k), "q, k: dtypes {} and {} must be floating point",
-        std::string_view(c10::toString(q.scalar_type())),
-        std::string_view(c10::toString(k.scalar_type())));
+        dtype_of(q),
+        dtype_of(k));
   check(q.device() == k.device(), "k: on {}, but q is on {}", k.device().str(), q.device().str());
   check(heads > 0 && q.size(2) % heads == 0, "heads: {} does not divide the width {}", heads,
         q.size(2));
