@@ -154,11 +154,17 @@ at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t 
         q.size(2));
   const std::int64_t partitions = q.size(0), keys = q.size(1), dim = q.size(2) / heads;
   check(keys >= 2, "q: {} tokens; need the CLS token and at least one patch", keys);
-  const at::Tensor q_cls = q.select(1, 0).to(at::kFloat).reshape({partitions, heads, 1, dim});
-  const at::Tensor k_heads = k.to(at::kFloat).reshape({partitions, keys, heads, dim}).transpose(1, 2);
-  // [P, H, 1, d] x [P, H, d, N+1] -> [P, H, 1, N+1]: one query row per head.
-  const at::Tensor logits = at::matmul(q_cls, k_heads.transpose(2, 3)).squeeze(2) /
-                            std::sqrt(static_cast<double>(dim));
+  // One query row per head, as one GEMM over k as it is: k [P, N+1, H*d] times a block-diagonal
+  // [P, H*d, H] holding q_CLS of head h in rows h*d..h*d+d-1 of column h. A batched
+  // [1, d] x [d, N+1] matmul per (partition, head) copies k per head and ran ~10x slower on CPU;
+  // an elementwise product materialises a k-sized temporary.
+  const at::Tensor q_cls = q.select(1, 0).to(at::kFloat).reshape({partitions, heads, dim});
+  at::Tensor block_diagonal = at::zeros({partitions, heads, dim, heads}, q_cls.options());
+  block_diagonal.diagonal(0, 1, 3).copy_(q_cls.transpose(1, 2));  // [P, d, H] view
+  const at::Tensor logits =
+      at::bmm(k.to(at::kFloat).contiguous(), block_diagonal.view({partitions, heads * dim, heads}))
+          .transpose(1, 2) /
+      std::sqrt(static_cast<double>(dim));
   return at::softmax(logits, -1);
 }
 

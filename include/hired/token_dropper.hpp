@@ -65,7 +65,7 @@ class TokenDropper {
 
 /// The CLS query's attention row of one layer from its query and key projections
 /// ([sum P, N + 1, H * d], before the 1/sqrt(d) scale): softmax(q_CLS . k_j / sqrt(d)) over
-/// all N + 1 keys, per head, in float32 -> [sum P, H, N + 1]. O(N * d) per head: the N x N
+/// all N + 1 keys, per head, in float32 -> [sum P, H, N + 1]. One pass over k: the N x N
 /// attention map is never formed.
 at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads);
 

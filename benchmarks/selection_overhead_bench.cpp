@@ -1,0 +1,68 @@
+// Selection overhead at the paper's shapes (600x600 images: 5 partitions x 577 tokens, 16 heads,
+// head dim 64, feature width 1024; batch 1 and 4): hired (CLS rows from q/k -> budgets ->
+// top-k -> gather) against the published formulation restated in plain LibTorch (full
+// attention maps of both layers, per-image loops, topk, masks, masked packing).
+//   build/benchmarks/hired_selection_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// Before timing, both are checked to produce the same packed features (reference mode).
+#include "reference_selection.hpp"
+
+#include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+namespace {
+
+hired::TokenDropper dropper(hired::Mode mode) {
+  hired::DropConfig config;
+  config.mode = mode;
+  config.budget = hired::Budget::rate(0.2);
+  config.newline = hired::NewlinePolicy::none;
+  return hired::TokenDropper(config);
+}
+
+const hired_bench::SelectionInputs& inputs(std::int64_t images) {
+  static std::map<std::int64_t, hired_bench::SelectionInputs> cache;
+  auto it = cache.find(images);
+  if (it == cache.end()) {
+    at::manual_seed(images);
+    it = cache.emplace(images, hired_bench::SelectionInputs::paper_shapes(images, at::kFloat)).first;
+    // Same arithmetic, same kept tokens: the comparison is like for like.
+    const at::Tensor ours = hired_bench::hired_selection(it->second, dropper(hired::Mode::reference));
+    const at::Tensor theirs = hired_bench::reference_selection(it->second, 0.2, 0.5);
+    if (!at::equal(ours, theirs)) {
+      std::fprintf(stderr, "selection bench: hired and the reference formulation disagree\n");
+      std::exit(1);
+    }
+  }
+  return it->second;
+}
+
+void BM_ReferenceFormulation(benchmark::State& state) {
+  const auto& in = inputs(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::reference_selection(in, 0.2, 0.5));
+  state.SetLabel("full attention maps, per-image loop, masks");
+}
+
+void BM_Hired(benchmark::State& state) {
+  const auto& in = inputs(state.range(0));
+  const auto mode = static_cast<hired::Mode>(state.range(1));
+  const hired::TokenDropper d = dropper(mode);
+  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::hired_selection(in, d));
+  state.SetLabel(mode == hired::Mode::exact ? "exact mode" : "reference mode");
+}
+
+BENCHMARK(BM_ReferenceFormulation)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Hired)
+    ->Args({1, static_cast<int>(hired::Mode::exact)})
+    ->Args({1, static_cast<int>(hired::Mode::reference)})
+    ->Args({4, static_cast<int>(hired::Mode::exact)})
+    ->Args({4, static_cast<int>(hired::Mode::reference)})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
