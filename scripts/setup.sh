@@ -41,4 +41,34 @@ if ! compgen -G ".venv/lib/python3*/site-packages/nvidia/cu13/bin/cuobjdump" >/d
   echo "setup: installing cuobjdump into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check "nvidia-cuda-cuobjdump==13.5.37"
 fi
+# The sm_61 (Tesla P40) build of the kernels, cmake/HiredSm61.cmake (CUDA 13 dropped sm_61 and
+# PyPI has no CUDA 12 nvcc driver, only its ptxas). Each piece, and why:
+# - clang-16 (Debian): its CUDA front end stands in for nvcc; clang 14/15 cannot parse CUDA 12's
+#   headers. Without recommends: about 45 MB to download instead of about 200.
+# - nvidia-cuda-nvcc-cu12: ptxas (PTX -> sm_61 SASS) and libdevice (device math); 22 MB.
+# - nvidia-cuda-runtime-cu12: the CUDA 12 headers clang compiles against, libcudart.so.12 for
+#   the link check; 1 MB.
+# The wheels go to .venv/cuda12 (pip --target), outside site-packages, so that the torch
+# wheel's CUDA 13 libraries stay the only ones on hired's run paths. A failure here is not
+# fatal: configuring then warns and the test cuda.sass.hired_kernels_sm61 fails, saying why.
+SM61_CLANG=clang-16
+CUDA12_NVCC_VERSION=12.6.85
+CUDA12_RUNTIME_VERSION=12.6.77
+if ! dpkg-query -W -f='${Status}' "$SM61_CLANG" 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing $SM61_CLANG (sm_61 build of the kernels)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "$SM61_CLANG" >/dev/null; } ||
+    echo "setup: WARNING: could not install $SM61_CLANG: no sm_61 build (see docs/NOTES.md)" >&2
+fi
+if [[ ! -d .venv/cuda12/nvidia_cuda_nvcc_cu12-$CUDA12_NVCC_VERSION.dist-info ||
+      ! -d .venv/cuda12/nvidia_cuda_runtime_cu12-$CUDA12_RUNTIME_VERSION.dist-info ]]; then
+  echo "setup: installing CUDA $CUDA12_NVCC_VERSION ptxas + headers into .venv/cuda12 (sm_61 build)"
+  rm -rf .venv/cuda12
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --target .venv/cuda12 \
+      "nvidia-cuda-nvcc-cu12==$CUDA12_NVCC_VERSION" \
+      "nvidia-cuda-runtime-cu12==$CUDA12_RUNTIME_VERSION" ||
+    echo "setup: WARNING: could not install the CUDA 12 wheels: no sm_61 build" >&2
+fi
 echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
