@@ -1,6 +1,7 @@
 // hired_select: runs HiRED's selection on CLS-attention rows stored in a safetensors file and
 // prints the per-partition budgets and kept token indices as one JSON document.
 // Torch-free: it links only hired::core.
+#include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/safetensors.hpp"
 #include "hired/scores.hpp"
@@ -9,7 +10,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -40,43 +40,19 @@ struct Options {
   bool explain = false;
 };
 
-double parse_double(std::string_view flag, std::string_view text) {
-  double value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  hired::check(ec == std::errc() && end == text.data() + text.size(), "{}: '{}' is not a number",
-               flag, text);
-  return value;
-}
-
-std::int64_t parse_int(std::string_view flag, std::string_view text) {
-  std::int64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  hired::check(ec == std::errc() && end == text.data() + text.size(),
-               "{}: '{}' is not an integer", flag, text);
-  return value;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  bool rate_given = false, tokens_given = false;
+  hired::cli::DropFlags drop(/*newline_flag=*/false);
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> std::string_view {
       hired::check(i + 1 < argc, "{}: missing value", arg);
       return argv[++i];
     };
-    if (arg == "--mode") {
-      o.config.mode = hired::parse_mode(value());
-    } else if (arg == "--budget-rate") {
-      o.config.budget = hired::Budget::rate(parse_double(arg, value()));
-      rate_given = true;
-    } else if (arg == "--budget-tokens") {
-      o.config.budget = hired::Budget::tokens(parse_int(arg, value()));
-      tokens_given = true;
-    } else if (arg == "--alpha") {
-      o.config.alpha = parse_double(arg, value());
+    if (drop.consume(arg, value)) {
+      continue;
     } else if (arg == "--tile-size") {
-      o.tile_px = parse_int(arg, value());
+      o.tile_px = hired::cli::parse_int(arg, value());
       hired::check(o.tile_px > 0, "--tile-size: {} must be positive", o.tile_px);
     } else if (arg == "--explain") {
       o.explain = true;
@@ -88,8 +64,7 @@ Options parse(int argc, char** argv) {
     }
   }
   hired::check(!o.input.empty(), "INPUT: missing safetensors file");
-  hired::check(!(rate_given && tokens_given), "--budget-rate, --budget-tokens: give one, not both");
-  o.config.validate();
+  o.config = drop.config();
   return o;
 }
 
