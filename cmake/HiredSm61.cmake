@@ -18,8 +18,8 @@
 # HIRED_SM61_CUDA_PATH: a CUDA 12.x (or 11.x) tree with bin/ptxas, include/cuda.h and
 #   nvvm/libdevice; empty (default): assembled in the build tree from the wheels that
 #   scripts/setup.sh installs into .venv/cuda12.
-# HIRED_SM61_CLANG: clang++ 16 or newer (Debian 12: clang-16; clang 14/15 cannot read CUDA 12's
-#   headers, which dropped texture references).
+# HIRED_SM61_CLANG: clang++ 16 or newer (Debian 12: clang-16; the CUDA wrappers of clang 14 and
+#   15 use texture references, which CUDA 12's headers dropped: "no template named 'texture'").
 option(HIRED_SM61 "Also build hired's kernels for sm_61 (Tesla P40) with clang + CUDA 12.x"
        ${PROJECT_IS_TOP_LEVEL})
 set(HIRED_SM61_CUDA_PATH "" CACHE PATH
@@ -181,8 +181,8 @@ message(STATUS "hired: sm_61 build: ${HIRED_SM61_CLANG} (clang ${_hired_clang_ve
 # --- the four steps ---
 set(_src "${PROJECT_SOURCE_DIR}/kernels/src/instantiate.cu")
 set(_d "${HIRED_SM61_DIR}")
-# The main kernels' include directories and definitions (minus the compiler's own directories,
-# which would break libstdc++'s #include_next), so both builds see the same code.
+# The main kernels' include directories, definitions and NDEBUG (minus the compiler's own
+# directories, which would break libstdc++'s #include_next), so both builds see the same code.
 set(_incs "$<FILTER:$<TARGET_PROPERTY:hired_kernels,INCLUDE_DIRECTORIES>,EXCLUDE,^/usr(/local)?/include/?$>")
 set(_defs "$<TARGET_PROPERTY:hired_kernels,COMPILE_DEFINITIONS>")
 # -ffp-contract=on: contract a*b+c within one expression only, as nvcc does. clang's CUDA
@@ -190,7 +190,7 @@ set(_defs "$<TARGET_PROPERTY:hired_kernels,COMPILE_DEFINITIONS>")
 # plus 1e-9 into a double FMA, which can move a floor by one against the host.
 set(HIRED_SM61_FLAGS -x cuda --cuda-path=${_hired_cuda12} --cuda-gpu-arch=sm_61 -std=c++20 -O3
     -ffp-contract=on -Wno-unknown-cuda-version -Wall -Wextra -Wpedantic -Wshadow -Werror
-    $<$<NOT:$<CONFIG:Debug>>:-DNDEBUG> "$<$<BOOL:${_incs}>:-I$<JOIN:${_incs},$<SEMICOLON>-I>>"
+    $<$<CONFIG:Release,MinSizeRel,RelWithDebInfo>:-DNDEBUG> "$<$<BOOL:${_incs}>:-I$<JOIN:${_incs},$<SEMICOLON>-I>>"
     "$<$<BOOL:${_defs}>:-D$<JOIN:${_defs},$<SEMICOLON>-D>>")
 add_custom_command(OUTPUT "${_d}/instantiate.ptx"
   COMMAND "${HIRED_SM61_CLANG}" ${HIRED_SM61_FLAGS} --cuda-device-only -S
