@@ -28,6 +28,16 @@
 #include "hired/error.hpp"
 #include "hired/half.hpp"
 
+#if defined(__unix__) || defined(__APPLE__)
+#define HIRED_SAFETENSORS_MMAP 1
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
+
 namespace hired {
 
 // The format stores little-endian data and the conversions below memcpy it as-is.
@@ -92,7 +102,7 @@ constexpr std::optional<Dtype> dtype_from_name(std::string_view name) {
 }
 
 /// One tensor of a loaded file: metadata plus a view of its bytes. Copies share (and keep
-/// alive) the file's buffer, so a view may outlive the SafeTensors it came from.
+/// alive) the file's buffer or mapping, so a view may outlive the SafeTensors it came from.
 class TensorView {
  public:
   const std::string& name() const { return name_; }
@@ -161,7 +171,7 @@ class TensorView {
   std::int64_t numel_ = 0;
   std::span<const std::byte> bytes_;
   std::string source_;
-  std::shared_ptr<const std::vector<std::uint8_t>> owner_;
+  std::shared_ptr<const void> owner_;  // the file's bytes: a vector or a memory mapping
 };
 
 namespace detail {
@@ -237,11 +247,55 @@ class SafeTensors {
     return from_bytes(std::move(bytes), path);
   }
 
+#ifdef HIRED_SAFETENSORS_MMAP
+  /// Like load(), but maps the file read-only (POSIX mmap) instead of reading it: only the
+  /// header is touched here, tensor bytes are paged in when read, so a multi-GB checkpoint shard
+  /// costs no heap memory. The mapping lives as long as this object or any TensorView of it.
+  static SafeTensors map_file(const std::string& path) {
+    std::error_code error;
+    const auto status = std::filesystem::status(path, error);
+    check(std::filesystem::exists(status), "{}: file not found", path);
+    check(!std::filesystem::is_directory(status), "{}: is a directory, not a safetensors file",
+          path);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    check(fd >= 0, "{}: cannot open file for reading ({})", path,
+          std::generic_category().message(errno));
+    struct ::stat info {};
+    if (::fstat(fd, &info) != 0) {
+      const int saved = errno;
+      ::close(fd);
+      fail("{}: cannot determine the file size ({})", path, std::generic_category().message(saved));
+    }
+    const auto size = static_cast<std::size_t>(info.st_size);
+    void* address = nullptr;
+    if (size > 0) {  // mmap rejects length 0; an empty file fails the length-prefix check below
+      address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (address == MAP_FAILED) {
+        const int saved = errno;
+        ::close(fd);
+        fail("{}: cannot map {} bytes ({})", path, size, std::generic_category().message(saved));
+      }
+    }
+    ::close(fd);  // the mapping stays valid without the descriptor
+    std::shared_ptr<const void> mapping(address, [size](const void* p) {
+      if (p != nullptr) ::munmap(const_cast<void*>(p), size);
+    });
+    SafeTensors result;
+    result.source_ = path;
+    result.file_ = std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(address), size);
+    result.owner_ = std::move(mapping);
+    result.parse();
+    return result;
+  }
+#endif
+
   /// Validates an in-memory file; messages name `name_for_messages`.
   static SafeTensors from_bytes(std::vector<std::uint8_t> bytes, std::string name_for_messages) {
     SafeTensors result;
     result.source_ = std::move(name_for_messages);
-    result.buffer_ = std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes));
+    auto buffer = std::make_shared<const std::vector<std::uint8_t>>(std::move(bytes));
+    result.file_ = std::span<const std::uint8_t>(buffer->data(), buffer->size());
+    result.owner_ = std::move(buffer);
     result.parse();
     return result;
   }
@@ -283,7 +337,7 @@ class SafeTensors {
   SafeTensors() = default;
 
   void parse() {
-    const std::vector<std::uint8_t>& file = *buffer_;
+    const std::span<const std::uint8_t> file = file_;
     check(file.size() >= 8, "{}: file is {} bytes, shorter than the 8-byte header length prefix",
           source_, file.size());
     std::uint64_t header_length = 0;
@@ -381,15 +435,16 @@ class SafeTensors {
     view.shape_ = std::move(shape);
     view.numel_ = numel;
     view.bytes_ = std::span<const std::byte>(
-        reinterpret_cast<const std::byte*>(buffer_->data() + data_begin + begin),
+        reinterpret_cast<const std::byte*>(file_.data() + data_begin + begin),
         static_cast<std::size_t>(end - begin));
     view.source_ = source_;
-    view.owner_ = buffer_;
+    view.owner_ = owner_;
     tensors_.emplace(name, std::move(view));
   }
 
   std::string source_;
-  std::shared_ptr<const std::vector<std::uint8_t>> buffer_;
+  std::span<const std::uint8_t> file_;  // the whole file, owned by owner_
+  std::shared_ptr<const void> owner_;   // a std::vector or a memory mapping
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
