@@ -6,7 +6,7 @@
 # MISSING, when set, is the reason the artefact could not be built: the test fails with it.
 cmake_minimum_required(VERSION 3.25)
 if(DEFINED MISSING)
-  message(FATAL_ERROR "sm_${ARCH} build not available: ${MISSING}\n"
+  message(FATAL_ERROR "cannot build or check the sm_${ARCH} kernels: ${MISSING}\n"
                       "Run scripts/setup.sh, or configure with -DHIRED_SM61=OFF to drop it.")
 endif()
 
