@@ -3,7 +3,7 @@
 # nvcc compiled into REFERENCE (the main hired_kernels objects): a kernel that silently
 # disappears for sm_ARCH (an #if __CUDA_ARCH__ branch, a forgotten instantiation) fails here.
 #   cmake -DCUOBJDUMP=... -DARTEFACT=lib.a -DARCH=61 [-DREFERENCE=a.o;b.o] -P check_sm61.cmake
-# MISSING, when set, is the reason the artefact could not be built: the test fails with it.
+# MISSING, when set, is why the artefact could not be built or checked: the test fails with it.
 cmake_minimum_required(VERSION 3.25)
 if(DEFINED MISSING)
   message(FATAL_ERROR "cannot build or check the sm_${ARCH} kernels: ${MISSING}\n"
