@@ -286,6 +286,31 @@ TEST_F(WeightsTest, TakeRejectsMissingTensorsOtherShapesAndNonFloatDtypes) {
   expect_error([&] { Weights::open(dir_, {.dtype = at::kInt}); }, {"dtype", "Int"});
 }
 
+/// Resident set size in bytes (anonymous and file-backed pages).
+std::int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+TEST_F(WeightsTest, TakeDoesNotKeepTheMappedFileResidentNextToTheCopy) {
+  constexpr std::int64_t kFloats = 8 << 20;  // 32 MiB
+  {
+    std::vector<hired::TensorData> tensors{f32("language_model.model.embed_tokens.weight", {kFloats / 64, 64})};
+    hired::write_safetensors((dir_ / "model.safetensors").string(), tensors);
+  }
+  Weights weights = Weights::open(dir_);
+  const std::int64_t before = resident_bytes();
+  const at::Tensor t = weights.take("language_model.model.embed_tokens.weight", {kFloats / 64, 64});
+  const std::int64_t grown = resident_bytes() - before;
+  // The copy is 32 MiB; the file's pages, read once through the mapping, are handed back.
+  EXPECT_GE(grown, kFloats * 4 * 9 / 10);
+  EXPECT_LE(grown, kFloats * 4 * 3 / 2);
+  EXPECT_EQ(t[100][3].item<float>(), 0.25f * (100 * 64 + 3));
+  std::printf("[ memory   ] 32 MiB tensor: resident set grew by %.1f MiB\n", double(grown) / (1 << 20));
+}
+
 // --- Weights::random --------------------------------------------------------------------------
 
 TEST(WeightsRandom, ATensorDependsOnlyOnSeedNameAndShape) {
