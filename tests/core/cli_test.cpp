@@ -2,16 +2,15 @@
 // (exit status 2, exactly one line on stderr naming the tensor or flag).
 #include "hired/half.hpp"
 #include "hired/safetensors.hpp"
+#include "support/run_process.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -25,29 +24,12 @@ using hired::TensorData;
 
 const std::string sample = HIRED_FIXTURES_DIR "/../../examples/data/sample_600x600.safetensors";
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
+using hired_test::expect_rejected;
+using Result = hired_test::ProcessResult;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+fs::path scratch(const std::string& name) { return hired_test::scratch("cli_test", name); }
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("hired_cli_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
-}
-
-Result run(const std::string& args) {
-  const fs::path out = scratch("stdout"), err = scratch("stderr");
-  const std::string command = std::string("'") + HIRED_SELECT_EXE + "' " + args + " >'" +
-                              out.string() + "' 2>'" + err.string() + "'";
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
-}
+Result run(const std::string& args) { return hired_test::run_process(HIRED_SELECT_EXE, args, "cli_test"); }
 
 /// A valid input: B images described by partitions, image sizes and v1.6 pinpoints, with
 /// random softmax-like attention of `heads` heads over `keys` keys.
@@ -97,14 +79,6 @@ std::string write_bytes(const std::vector<std::uint8_t>& bytes, const std::strin
   std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                            static_cast<std::streamsize>(bytes.size()));
   return "'" + p.string() + "'";
-}
-
-void expect_rejected(const Result& r, const std::string& names) {
-  EXPECT_EQ(r.status, 2) << r.err;
-  EXPECT_TRUE(r.out.empty()) << "printed a result on bad input: " << r.out;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "stderr must be one line: " << r.err;
-  EXPECT_NE(r.err.find(names), std::string::npos) << "'" << r.err << "' does not name '" << names << "'";
 }
 
 void expect_valid_selection(const nlohmann::json& image, std::int64_t tokens) {
