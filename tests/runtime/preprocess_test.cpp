@@ -118,6 +118,33 @@ TEST(PreprocessParity, TilesEqualTheImageProcessorsUint8Tiles) {
   }
 }
 
+// 48 small random images through transformers' bicubic resize (Pillow 13): up, down, both pass
+// orders, 1-pixel sides, strong reductions.
+TEST(PreprocessParity, ResizeEqualsTransformersResizeByteForByte) {
+  const auto ref = hired::SafeTensors::load((kLlava / "resize_reference.safetensors").string());
+  const auto in_sizes = ref.at("input_sizes").to_int64();
+  const auto out_sizes = ref.at("output_sizes").to_int64();
+  const auto* inputs = reinterpret_cast<const std::uint8_t*>(ref.at("inputs").bytes().data());
+  const auto* outputs = reinterpret_cast<const std::uint8_t*>(ref.at("outputs").bytes().data());
+  ASSERT_EQ(in_sizes.size(), 96u);
+  std::size_t in_at = 0, out_at = 0;
+  for (std::size_t i = 0; i < in_sizes.size() / 2; ++i) {
+    RgbImage img{in_sizes[2 * i], in_sizes[2 * i + 1], {}};
+    const Size2 size{out_sizes[2 * i], out_sizes[2 * i + 1]};
+    const auto n_in = static_cast<std::size_t>(img.height * img.width * 3);
+    const auto n_out = static_cast<std::size_t>(size.height * size.width * 3);
+    img.pixels.assign(inputs + in_at, inputs + in_at + n_in);
+    const RgbImage out = hired::llava::resize_bicubic(img, size);
+    EXPECT_EQ(out.pixels, std::vector<std::uint8_t>(outputs + out_at, outputs + out_at + n_out))
+        << "case " << i << ": (" << img.height << ", " << img.width << ") -> (" << size.height
+        << ", " << size.width << ")";
+    in_at += n_in;
+    out_at += n_out;
+  }
+  EXPECT_EQ(static_cast<std::int64_t>(in_at), ref.at("inputs").numel());
+  EXPECT_EQ(static_cast<std::int64_t>(out_at), ref.at("outputs").numel());
+}
+
 // --- resampling against Pillow (values from PIL 13 Image.resize(..., BICUBIC)) --------------
 
 const RgbImage kRow{1, 6, {0, 10, 250, 255, 20, 240, 30, 200, 5, 90, 90, 90, 250, 0, 128, 7, 77, 177}};

@@ -12,7 +12,7 @@
 // pass rounded to uint8, the pass order of Pillow 13); then transformers' rescale (float64
 // product, stored as float32) and CLIP normalisation (float32). For PNG and other lossless
 // files the tiles are byte-identical to transformers'; JPEG decoders differ (stb_image vs
-// libjpeg), so JPEG input is close, not identical.
+// Pillow's libjpeg-turbo), so JPEG tiles differ by up to about 3 levels in some pixels.
 #pragma once
 
 #include "hired/geometry.hpp"
