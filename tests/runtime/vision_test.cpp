@@ -232,6 +232,20 @@ TEST(VisionTower, LoadsACheckpointWithoutTheLayersAfterTheFeatureLayer) {
   fs::remove_all(dir);
 }
 
+TEST(VisionTower, MiniPresetRunsTheRealTokenGeometry) {
+  const LlavaNextConfig config = LlavaNextConfig::preset("mini");
+  Weights weights = Weights::random(0);
+  const VisionTower tower(config, weights);
+  const std::vector<std::int64_t> capture{0, config.feature_layer_index()};
+  const VisionOutput out = tower.forward(random_pixels(2, 336), capture);
+  EXPECT_EQ(out.features.sizes(), (std::vector<std::int64_t>{2, 576, 128}));
+  for (const at::Tensor& rows : out.cls_attention) {
+    EXPECT_EQ(rows.sizes(), (std::vector<std::int64_t>{2, 4, 577}));
+    EXPECT_LE(max_abs_diff(rows.sum(-1), at::ones({2, 4})), 1e-5);
+  }
+  EXPECT_EQ(Projector(config, weights).forward(out.features).sizes(), (std::vector<std::int64_t>{2, 576, 256}));
+}
+
 TEST(VisionTower, RejectsBadPixelValuesAndCaptureLayers) {
   const LlavaNextConfig config = tiny_config();
   Weights weights = Weights::random(1);
