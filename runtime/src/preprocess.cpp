@@ -178,6 +178,19 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
   check(w > 0 && h > 0, "{}: zero dimension ({} x {})", image_label(origin), h, w);
   check(w <= kMaxSide && h <= kMaxSide, "{}: {} x {} is larger than {} pixels a side",
         image_label(origin), h, w, kMaxSide);
+  if (channels == 1 && stbi_is_16_bit_from_memory(bytes.data(), length)) {
+    // 16-bit grey: Pillow opens it as mode I;16 and its RGB conversion saturates at 255 (it
+    // does not take the high byte, which is what stb's 8-bit loader would do).
+    stbi_us* grey = stbi_load_16_from_memory(bytes.data(), length, &w, &h, &channels, 1);
+    if (grey == nullptr)
+      fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
+    RgbImage image{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
+    for (std::size_t i = 0; i < static_cast<std::size_t>(h) * w; ++i)
+      for (std::size_t c = 0; c < 3; ++c)
+        image.pixels[i * 3 + c] = static_cast<std::uint8_t>(std::min<unsigned>(grey[i], 255u));
+    stbi_image_free(grey);
+    return image;
+  }
   // RGBA for every kind of file: transparency (alpha or a tRNS colour key) is then composited
   // onto white like transformers' convert_to_rgb; an opaque file gets alpha 255 (a no-op).
   stbi_uc* rgba = stbi_load_from_memory(bytes.data(), length, &w, &h, &channels, 4);

@@ -37,7 +37,8 @@ struct RgbImage {
 
 /// Decodes an image file (PNG, JPEG, BMP, GIF (first frame), TGA, PSD, PNM, HDR via stb_image)
 /// to RGB8 the way transformers' `convert_to_rgb` does: grey is replicated, transparency is
-/// composited onto white. 16-bit channels keep their high byte. Throws hired::Error naming the
+/// composited onto white; 16-bit colour keeps the high byte and 16-bit grey saturates at 255
+/// (Pillow's conversions of those modes). Throws hired::Error naming the
 /// path for a missing, unreadable or empty file, data that is not a decodable image, and
 /// images with a zero or absurd (> 2^24) side.
 RgbImage load_image(const std::filesystem::path& path);
