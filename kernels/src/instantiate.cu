@@ -5,6 +5,7 @@
 #include "hired/kernels/block_topk.cuh"
 #include "hired/kernels/budget.cuh"
 #include "hired/kernels/cls_scores.cuh"
+#include "hired/kernels/selection.cuh"
 
 namespace hired::kernels {
 
@@ -22,6 +23,12 @@ template __global__ void cls_scores_qk_kernel<Element::bf16, kClsScoresThreads>(
     ClsScoresQkParams<Element::bf16>);
 template __global__ void topk_kernel<kTopKThreads>(TopKParams);
 template __global__ void budget_kernel<kBudgetThreads>(BudgetParams);
+template __global__ void select_kernel<Element::f32, kSelectThreads>(SelectParams<Element::f32>);
+template __global__ void select_kernel<Element::f16, kSelectThreads>(SelectParams<Element::f16>);
+template __global__ void select_kernel<Element::bf16, kSelectThreads>(
+    SelectParams<Element::bf16>);
+template __global__ void pack_kernel<std::uint16_t, kPackThreads>(PackParams);
+template __global__ void pack_kernel<std::uint32_t, kPackThreads>(PackParams);
 
 namespace {
 
@@ -40,6 +47,18 @@ cudaError_t launch_qk(const ClsScoresQkParams<E>& p, cudaStream_t stream) {
   if (!cls_scores_qk_supports(p)) return cudaErrorInvalidValue;
   cls_scores_qk_kernel<E, kClsScoresThreads>
       <<<cls_scores_grid(p), kClsScoresThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <Element E>
+cudaError_t launch_fused_select(const SelectParams<E>& p, cudaStream_t stream) {
+  const BudgetParams& b = p.budget;
+  if (!selection_supports(p.partitions, b.image_count, b.tokens, b.side) || !budget_supports(b) ||
+      p.init_attention == nullptr || p.final_attention == nullptr || p.heads <= 0 ||
+      b.images == nullptr || p.workspace == nullptr ||
+      p.workspace_bytes < SelectionWorkspace::layout(p.partitions, b.tokens, b.side).bytes)
+    return cudaErrorInvalidValue;
+  select_kernel<E, kSelectThreads><<<select_grid(p), kSelectThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -77,6 +96,31 @@ cudaError_t launch_budgets(const BudgetParams& p, cudaStream_t stream) {
       p.budgets == nullptr || !budget_supports(p))
     return cudaErrorInvalidValue;
   budget_kernel<kBudgetThreads><<<budget_grid(p), kBudgetThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_select(const SelectParams<Element::f32>& p, cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+cudaError_t launch_select(const SelectParams<Element::f16>& p, cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+cudaError_t launch_select(const SelectParams<Element::bf16>& p, cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+
+cudaError_t launch_pack(const PackParams& p, int feature_bytes, cudaStream_t stream) {
+  if (!selection_supports(p.partitions, p.image_count, p.tokens, p.side) || p.images == nullptr ||
+      p.status == nullptr || p.workspace == nullptr ||
+      p.workspace_bytes < SelectionWorkspace::layout(p.partitions, p.tokens, p.side).bytes ||
+      (p.features != nullptr && (p.chunk <= 0 || p.dim <= 0)))
+    return cudaErrorInvalidValue;
+  if (p.features == nullptr || feature_bytes == 2)
+    pack_kernel<std::uint16_t, kPackThreads><<<pack_grid(p), kPackThreads, 0, stream>>>(p);
+  else if (feature_bytes == 4)
+    pack_kernel<std::uint32_t, kPackThreads><<<pack_grid(p), kPackThreads, 0, stream>>>(p);
+  else
+    return cudaErrorInvalidValue;
   return cudaGetLastError();
 }
 

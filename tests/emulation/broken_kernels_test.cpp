@@ -1,7 +1,9 @@
 // The emulation tests are not vacuous (issue 5): topk_kernel built with block_topk.cuh's
 // test-only fault hooks (a missing barrier, an off-by-one in the ordered compaction) must give
 // results that differ from the CPU path (a wrong list or count, or the emulator reporting the
-// broken synchronisation), while the same harness with the faults off agrees with it.
+// broken synchronisation), while the same harness with the faults off agrees with it. The
+// same for the fused selection (selection.cuh): an off-by-one in pack_kernel's CSR compaction
+// or in its feature gather must make the fused harness disagree with the CPU path.
 //
 // Must be its own executable: HIRED_TEST_FAULTS changes the definition of the BlockTopK
 // templates, which must not meet the real ones (kernels_test.cpp) in one link.
@@ -9,9 +11,12 @@
 namespace hired_test_faults {
 inline bool skip_decision_barrier = false;  // drop the barrier that publishes a radix decision
 inline bool compaction_off_by_one = false;  // each thread's compaction loop stops one item early
+inline bool pack_compaction_off_by_one = false;  // pack_kernel copies count - 1 kept indices
+inline bool pack_gather_off_by_one = false;      // ... and one feature word less per block
 }  // namespace hired_test_faults
 
 #include "hired/kernels/block_topk.cuh"
+#include "fused_harness.hpp"
 #include "hired/topk.hpp"
 
 #include <gtest/gtest.h>
@@ -122,6 +127,48 @@ TEST(BrokenTopK, CompactionOffByOneBreaksMostRandomCases) {
   const int wrong = disagreements(44, 100);
   RecordProperty("disagreements_of_100", wrong);
   EXPECT_GE(wrong, 50);
+}
+
+// ----------------------------- the fused selection ------------------------------------------
+
+// Disagreements with the CPU path among `cases` batches that keep tokens: one image of 600 x
+// 600 pixels (2 x 2 tiles + the full image) with a 4 x 4 token grid and a P = 1 image, both
+// modes, every newline policy.
+int fused_disagreements(unsigned seed, int cases) {
+  std::mt19937 rng(seed);
+  int wrong = 0;
+  for (int i = 0; i < cases; ++i) {
+    hired_test::FusedCase c;
+    c.config.mode = i % 2 == 0 ? Mode::exact : Mode::reference;
+    c.config.budget = Budget::rate(std::uniform_real_distribution<double>(0.2, 1.0)(rng));
+    c.config.newline = static_cast<NewlinePolicy>(i % 3);
+    c.vision = {336, 4};
+    ImageLayout tiled;
+    tiled.image_size = Size2{600, 600};
+    tiled.grid = {2, 2};
+    tiled.partitions = 5;
+    c.images = {tiled, ImageLayout{}};
+    c.attention = static_cast<Element>(i % 3);
+    c.dim = 3;
+    c.chunk = 3;
+    const hired_test::FusedOutcome outcome = hired_test::run_fused<32>(
+        rng, c, Options{i % 2 == 0 ? Schedule::forward : Schedule::reverse, true});
+    if (outcome.rejected || outcome.kept == 0) ADD_FAILURE() << "case " << i << " keeps nothing";
+    wrong += !outcome.error.empty();
+  }
+  return wrong;
+}
+
+TEST(BrokenFusedSelection, WithoutFaultsTheHarnessAgrees) { EXPECT_EQ(fused_disagreements(45, 12), 0); }
+
+TEST(BrokenFusedSelection, CompactionOffByOneBreaksEveryCase) {
+  const Fault fault(hired_test_faults::pack_compaction_off_by_one);
+  EXPECT_EQ(fused_disagreements(46, 12), 12);
+}
+
+TEST(BrokenFusedSelection, GatherOffByOneBreaksEveryCase) {
+  const Fault fault(hired_test_faults::pack_gather_off_by_one);
+  EXPECT_EQ(fused_disagreements(47, 12), 12);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 // Cost: the emulator hands the baton over once per thread at every barrier or warp collective
 // (~5-10 us each), so the kernel runs with 32- and 64-thread blocks here.
 #include "hired/kernels/budget.cuh"
+#include "hired/kernels/plan.hpp"  // make_budget_image: the dispatcher's host side
 #include "hired/budget.hpp"
 #include "hired/geometry.hpp"
 #include "hired/layout.hpp"
@@ -43,30 +44,6 @@ struct Coverage {
   int flagged = 0;       // images both rejected
 };
 Coverage coverage;
-
-// The host side of a dispatcher: a BudgetImage from the core's layout.
-BudgetImage make_budget_image(const ImageLayout& image, const VisionGrid& vision,
-                              std::int64_t offset, std::int64_t total) {
-  BudgetImage out;
-  out.offset = offset;
-  out.partitions = static_cast<std::int32_t>(image.partitions);
-  out.grid_rows = static_cast<std::int32_t>(image.grid.rows);
-  out.grid_cols = static_cast<std::int32_t>(image.grid.cols);
-  out.total = total;
-  if (image.grid.tiles() > 0 && image.image_size) {
-    const TokenBox box = tile_token_box(*image.image_size, image.grid, vision);
-    out.box = {static_cast<std::int32_t>(box.row_begin), static_cast<std::int32_t>(box.row_end),
-               static_cast<std::int32_t>(box.col_begin), static_cast<std::int32_t>(box.col_end)};
-    const Placement at = anyres_placement(
-        *image.image_size,
-        {image.grid.rows * vision.tile_px, image.grid.cols * vision.tile_px});
-    out.resized_height = static_cast<std::int32_t>(at.resized.height);
-    out.resized_width = static_cast<std::int32_t>(at.resized.width);
-    out.pad_top = static_cast<std::int32_t>(at.pad_top);
-    out.pad_left = static_cast<std::int32_t>(at.pad_left);
-  }
-  return out;
-}
 
 std::vector<Size2> large_pinpoints() {
   std::vector<Size2> out;

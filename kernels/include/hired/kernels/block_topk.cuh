@@ -25,8 +25,9 @@
 // (above, tied) counts gives every thread its output positions: tokens are owned in contiguous
 // runs (thread t owns [t * chunk, (t + 1) * chunk)), so index order is thread order, the tied
 // tokens with the lowest indices win, and the kept indices come out ascending with no sort.
-// Barriers per call: none for k <= 0, at most 4 * 4 + 1 otherwise. Warp scans use
-// __shfl_up_sync only (sm_30+), so the code is the same for sm_61 (P40) through sm_90.
+// Barriers per call: none for k <= 0, 4 + 1 when k >= the eligible count (everything kept),
+// at most 4 * 4 + 1 otherwise. Warp scans use __shfl_up_sync only (sm_30+), so the code is
+// the same for sm_61 (P40) through sm_90.
 #pragma once
 
 #include "hired/kernels/device.hpp"
@@ -113,8 +114,12 @@ class BlockTopK {
         local += s_.histogram[255 - r];
       unsigned total = 0;
       unsigned greater = exclusive_sum(local, total);
-      if (shift == 24 && total < need) need = total;  // k > eligible: keep them all
-      if (need == 0) return 0;                        // block-uniform, as total is
+      if (need == 0 || total == 0) return 0;  // block-uniform, as total is
+      if (shift == 24 && total <= need) {     // k >= eligible: keep them all, no more passes
+        need = total;                          // (mask 0: every eligible key is in the class)
+        __syncthreads();  // warp_totals is written again below
+        break;
+      }
       for (int r = tid * kSlots; r < (tid + 1) * kSlots && r < 256; ++r) {
         const unsigned in_bin = s_.histogram[255 - r];
         if (greater < need && greater + in_bin >= need) {  // exactly one bin in the block

@@ -43,17 +43,131 @@ inline dim3 budget_grid(const BudgetParams& params) {
   return dim3(static_cast<unsigned>(params.image_count));
 }
 
+/// The budgets of one image, computed by a whole block (steps 1-3 of the file comment): the
+/// building block of budget_kernel and of the fused selection (selection.cuh), which runs it
+/// once per partition. Contract of compute(p, image, init_full):
+/// - called by all BlockThreads threads (blockDim.x == BlockThreads) with block-uniform
+///   arguments, for an image with budget_image_status<MaxTokens, MaxTiles>(p, image) == ok;
+/// - `init_full` is the image's N full-image init scores (global or shared memory; only read
+///   when the tiles share a budget); p.init_scores and p.budgets are not used;
+/// - on return (after a barrier) every thread sees storage.budgets[0 .. P): the full image,
+///   then the tiles in raster order. The storage may be reused after a further barrier.
+template <int BlockThreads, int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
+class BlockBudget {
+ public:
+  static_assert(MaxTiles > 0, "at least one tile");
+  using TopK = BlockTopK<BlockThreads, MaxTokens>;
+
+  struct TempStorage {
+    typename TopK::TempStorage topk;
+    std::int32_t marked[MaxTokens];
+    unsigned long long accumulated[MaxTiles];  // band counts / content weights
+    std::int64_t weight[MaxTiles], capacity[MaxTiles], share[MaxTiles];
+    std::int32_t budgets[MaxTiles + 1];
+  };
+
+  HIRED_DEVICE explicit BlockBudget(TempStorage& storage) : s_(storage) {}
+
+  HIRED_DEVICE void compute(const BudgetParams& p, const BudgetImage& image,
+                            const float* init_full) {
+    using formula::min64;
+    const int tid = static_cast<int>(threadIdx.x);
+    const std::int64_t tokens = p.tokens, partitions = image.partitions;
+    const std::int64_t tiles = partitions - 1;
+    const bool exact = p.mode == BudgetMode::exact;
+    const BudgetSplit s =
+        exact ? exact_formula::split(min64(image.total, partitions * tokens), tokens, p.alpha)
+              : reference_formula::split(partitions, tokens, p.rate, p.alpha);
+
+    // With S <= 0 every tile gets 0 (exact: apportion_capped of 0 seats) and the full image B0.
+    const bool marking = tiles > 0 && s.tiles > 0;
+    for (int i = tid; i < MaxTiles; i += BlockThreads) s_.accumulated[i] = 0;
+    __syncthreads();  // zeros before the atomics (select may return without a barrier)
+    int count = 0;
+    if (marking)
+      count = TopK(s_.topk).select(init_full, p.tokens, static_cast<int>(s.marks),
+                                   Eligibility{}, s_.marked);
+    __syncthreads();  // marked[] complete
+
+    if (marking && !exact) {
+      const int band = static_cast<int>(tokens / tiles);
+      for (int i = tid; i < count; i += BlockThreads)
+        atomicAdd(&s_.accumulated[s_.marked[i] / band], 1ull);  // flat row-major bands
+    } else if (marking) {
+      const std::int64_t n = p.side, tile = std::int64_t{p.tile_px} * p.side;
+      const std::int64_t rows = image.grid_rows, cols = image.grid_cols;
+      for (int i = tid; i < count; i += BlockThreads) {
+        const std::int64_t r = s_.marked[i] / n, c = s_.marked[i] % n;
+        const std::int64_t y0 = n * image.pad_top + r * image.resized_height;
+        const std::int64_t y1 = y0 + image.resized_height;
+        const std::int64_t x0 = n * image.pad_left + c * image.resized_width;
+        const std::int64_t x1 = x0 + image.resized_width;
+        // Only the tiles the token's region touches (every other overlap is 0).
+        const std::int64_t ti_end = min64((y1 - 1) / tile + 1, rows);
+        const std::int64_t tj_end = min64((x1 - 1) / tile + 1, cols);
+        for (std::int64_t ti = y0 / tile; ti < ti_end; ++ti) {
+          const std::int64_t height = formula::overlap(y0, y1, ti * tile, (ti + 1) * tile);
+          for (std::int64_t tj = x0 / tile; tj < tj_end; ++tj) {
+            const std::int64_t width = formula::overlap(x0, x1, tj * tile, (tj + 1) * tile);
+            if (height * width != 0)
+              atomicAdd(&s_.accumulated[ti * cols + tj],
+                        static_cast<unsigned long long>(height * width));
+          }
+        }
+      }
+    }
+    __syncthreads();  // accumulated[] complete
+
+    if (tid == 0) finish(p, image, s, marking);
+    __syncthreads();  // budgets[] visible to every thread
+  }
+
+  HIRED_DEVICE const std::int32_t* budgets() const { return s_.budgets; }
+
+ private:
+  // One thread: the apportionment (exact) or the float32 band ratios (reference).
+  HIRED_DEVICE void finish(const BudgetParams& p, const BudgetImage& image, const BudgetSplit& s,
+                           bool marking) {
+    using formula::min64;
+    const std::int64_t tokens = p.tokens, tiles = std::int64_t{image.partitions} - 1;
+    std::int32_t* const budgets = s_.budgets;
+    if (p.mode != BudgetMode::exact) {
+      budgets[0] = static_cast<std::int32_t>(s.full_image);
+      for (std::int64_t i = 0; i < tiles; ++i)
+        budgets[1 + i] = marking ? static_cast<std::int32_t>(reference_formula::tile_budget(
+                                       static_cast<std::int64_t>(s_.accumulated[i]), s.marks,
+                                       s.tiles, tokens))
+                                 : 0;
+      return;
+    }
+    std::int64_t leftover = s.tiles;
+    if (tiles > 0) {
+      const EligibleBox& b = image.box;
+      const std::int64_t n = p.side;
+      for (std::int64_t i = 0; i < tiles; ++i) {
+        const std::int64_t ti = i / image.grid_cols, tj = i % image.grid_cols;
+        s_.capacity[i] = formula::overlap(b.row_begin, b.row_end, ti * n, (ti + 1) * n) *
+                         formula::overlap(b.col_begin, b.col_end, tj * n, (tj + 1) * n);
+        s_.weight[i] = marking ? static_cast<std::int64_t>(s_.accumulated[i]) : 0;
+      }
+      leftover = apportion_capped(s_.weight, s_.capacity, tiles, s.tiles, s_.share);
+      for (std::int64_t i = 0; i < tiles; ++i)
+        budgets[1 + i] = static_cast<std::int32_t>(s_.share[i]);
+    }
+    // What the tiles cannot hold goes back to the full image, up to its N tokens.
+    budgets[0] =
+        static_cast<std::int32_t>(s.full_image + min64(leftover, tokens - s.full_image));
+  }
+
+  TempStorage& s_;
+};
+
 /// The budgets of every image of a batch; see the file comment and BudgetParams. Requires
 /// blockDim.x == BlockThreads; images outside the supported range are flagged, not computed.
 template <int BlockThreads, int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
 HIRED_KERNEL void __launch_bounds__(BlockThreads) budget_kernel(const BudgetParams p) {
-  static_assert(MaxTiles > 0, "at least one tile");
-  using TopK = BlockTopK<BlockThreads, MaxTokens>;
-  using formula::min64;
-  __shared__ typename TopK::TempStorage topk_storage;
-  __shared__ std::int32_t marked[MaxTokens];
-  __shared__ unsigned long long accumulated[MaxTiles];  // band counts / content weights
-  __shared__ std::int64_t weight[MaxTiles], capacity[MaxTiles], share[MaxTiles];
+  using Budget = BlockBudget<BlockThreads, MaxTokens, MaxTiles>;
+  __shared__ typename Budget::TempStorage storage;
 
   const int tid = static_cast<int>(threadIdx.x);
   const BudgetImage image = p.images[blockIdx.x];
@@ -68,81 +182,10 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) budget_kernel(const BudgetPara
                                                      : status));
     return;
   }
-
-  const std::int64_t tokens = p.tokens, partitions = image.partitions;
-  const std::int64_t tiles = partitions - 1;
-  const bool exact = p.mode == BudgetMode::exact;
-  const BudgetSplit s =
-      exact ? exact_formula::split(min64(image.total, partitions * tokens), tokens,
-                                          p.alpha)
-            : reference_formula::split(partitions, tokens, p.rate, p.alpha);
-
-  // With S <= 0 every tile gets 0 (exact: apportion_capped of 0 seats) and the full image B0.
-  const bool marking = tiles > 0 && s.tiles > 0;
-  for (int i = tid; i < MaxTiles; i += BlockThreads) accumulated[i] = 0;
-  __syncthreads();  // zeros before the atomics (select may return without a barrier)
-  int count = 0;
-  if (marking) {
-    const float* scores = p.init_scores + image.offset * p.score_stride;
-    count = TopK(topk_storage).select(scores, p.tokens, static_cast<int>(s.marks),
-                                      Eligibility{}, marked);
-  }
-  __syncthreads();  // marked[] complete
-
-  if (marking && !exact) {
-    const int band = static_cast<int>(tokens / tiles);
-    for (int i = tid; i < count; i += BlockThreads)
-      atomicAdd(&accumulated[marked[i] / band], 1ull);  // flat row-major bands
-  } else if (marking) {
-    const std::int64_t n = p.side, tile = std::int64_t{p.tile_px} * p.side;
-    const std::int64_t rows = image.grid_rows, cols = image.grid_cols;
-    for (int i = tid; i < count; i += BlockThreads) {
-      const std::int64_t r = marked[i] / n, c = marked[i] % n;
-      const std::int64_t y0 = n * image.pad_top + r * image.resized_height;
-      const std::int64_t y1 = y0 + image.resized_height;
-      const std::int64_t x0 = n * image.pad_left + c * image.resized_width;
-      const std::int64_t x1 = x0 + image.resized_width;
-      // Only the tiles the token's region touches (every other overlap is 0).
-      const std::int64_t ti_end = min64((y1 - 1) / tile + 1, rows);
-      const std::int64_t tj_end = min64((x1 - 1) / tile + 1, cols);
-      for (std::int64_t ti = y0 / tile; ti < ti_end; ++ti) {
-        const std::int64_t height = formula::overlap(y0, y1, ti * tile, (ti + 1) * tile);
-        for (std::int64_t tj = x0 / tile; tj < tj_end; ++tj) {
-          const std::int64_t width = formula::overlap(x0, x1, tj * tile, (tj + 1) * tile);
-          if (height * width != 0)
-            atomicAdd(&accumulated[ti * cols + tj],
-                      static_cast<unsigned long long>(height * width));
-        }
-      }
-    }
-  }
-  __syncthreads();  // accumulated[] complete
-
-  if (tid != 0) return;
-  if (!exact) {
-    budgets[0] = static_cast<std::int32_t>(s.full_image);
-    for (std::int64_t i = 0; i < tiles; ++i)
-      budgets[1 + i] = marking ? static_cast<std::int32_t>(reference_formula::tile_budget(
-                                     static_cast<std::int64_t>(accumulated[i]), s.marks,
-                                     s.tiles, tokens))
-                               : 0;
-    return;
-  }
-  std::int64_t leftover = s.tiles;
-  if (tiles > 0) {
-    const EligibleBox& b = image.box;
-    const std::int64_t n = p.side;
-    for (std::int64_t i = 0; i < tiles; ++i) {
-      const std::int64_t ti = i / image.grid_cols, tj = i % image.grid_cols;
-      capacity[i] = formula::overlap(b.row_begin, b.row_end, ti * n, (ti + 1) * n) *
-                    formula::overlap(b.col_begin, b.col_end, tj * n, (tj + 1) * n);
-      weight[i] = marking ? static_cast<std::int64_t>(accumulated[i]) : 0;
-    }
-    leftover = apportion_capped(weight, capacity, tiles, s.tiles, share);
-    for (std::int64_t i = 0; i < tiles; ++i) budgets[1 + i] = static_cast<std::int32_t>(share[i]);
-  }
-  // What the tiles cannot hold goes back to the full image, up to its N tokens.
-  budgets[0] = static_cast<std::int32_t>(s.full_image + min64(leftover, tokens - s.full_image));
+  Budget budget(storage);
+  budget.compute(p, image, p.init_scores + image.offset * p.score_stride);
+  for (std::int64_t i = tid; i < image.partitions; i += BlockThreads)
+    budgets[i] = budget.budgets()[i];
 }
 
 }  // namespace hired::kernels

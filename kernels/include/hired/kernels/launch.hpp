@@ -23,4 +23,16 @@ cudaError_t launch_topk(const TopKParams& params, cudaStream_t stream);
 /// budget_image_status on the host copy first.
 cudaError_t launch_budgets(const BudgetParams& params, cudaStream_t stream);
 
+/// The fused selection (hired/kernels/selection.cuh), launch 1: select_kernel over sum P
+/// blocks. cudaErrorInvalidValue (nothing launched) unless selection_supports(...) holds, the
+/// attention, image and workspace pointers are set and the workspace has
+/// SelectionWorkspace::layout(...).bytes.
+cudaError_t launch_select(const SelectParams<Element::f32>& params, cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<Element::f16>& params, cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<Element::bf16>& params, cudaStream_t stream);
+/// Launch 2: pack_kernel over (sum P, ceil(dim / chunk)) blocks; `feature_bytes` is the size
+/// of a feature element (2 for f16/bf16, 4 for f32; ignored without features). Same checks,
+/// plus a status pointer; output capacities are the kernel's to check (status bits).
+cudaError_t launch_pack(const PackParams& params, int feature_bytes, cudaStream_t stream);
+
 }  // namespace hired::kernels

@@ -269,4 +269,122 @@ HIRED_HOST_DEVICE inline BudgetStatus budget_image_status(const BudgetParams& p,
   return box_ok && placed ? BudgetStatus::ok : BudgetStatus::bad_geometry;
 }
 
+// ---- The fused selection: select_kernel + pack_kernel (hired/kernels/selection.cuh) ----
+
+/// Production block size of select_kernel and pack_kernel, and their limits: N <= MaxTokens
+/// (so a partition's token grid has at most 32 rows: one bit each in a 32-bit row mask) and at
+/// most kBudgetMaxTiles tiles per image.
+inline constexpr int kSelectThreads = 256;
+inline constexpr int kPackThreads = 256;
+inline constexpr int kSelectMaxTokens = 1024;
+
+/// Where image_newline rows go (hired::NewlinePolicy, same order).
+enum class PackNewline : std::int32_t { none = 0, every_row = 1, kept_rows = 2 };
+
+/// Bits of the fused pipeline's status word (0: everything was written). BudgetStatus values
+/// 1..6 of rejected images are ORed in as 1 << value, as budget_kernel does.
+namespace selection_status {
+inline constexpr unsigned invalid_attention = 1u << 0;    // NaN, Inf or negative attention
+inline constexpr unsigned workspace_too_small = 1u << 8;  // nothing was computed
+inline constexpr unsigned kept_capacity = 1u << 9;        // K > kept_capacity: CSR not written
+inline constexpr unsigned rows_capacity = 1u << 10;       // rows > rows_capacity: no packing
+inline constexpr unsigned unsupported = 1u << 11;  // block size, N, side or partition layout
+inline constexpr unsigned missing_newline = 1u << 12;  // newline rows but no image_newline
+/// Bits that mean "no output was written" (all but the two capacity bits, which leave the
+/// other outputs intact).
+inline constexpr unsigned fatal = ~(kept_capacity | rows_capacity);
+}  // namespace selection_status
+
+/// The workspace select_kernel writes and pack_kernel reads: per partition p a status word,
+/// the kept count, the kept tokens inside the unpad box, a mask of the token rows holding such
+/// tokens, the count of such tokens per token row (`side` of them), and the kept indices at
+/// kept + p * N. Offsets in bytes, each array 16-byte aligned.
+struct SelectionWorkspace {
+  std::int64_t status = 0, count = 0, in_box = 0, row_mask = 0, row_counts = 0, kept = 0;
+  std::int64_t bytes = 0;
+
+  HIRED_HOST_DEVICE static SelectionWorkspace layout(std::int64_t partitions, std::int64_t tokens,
+                                                     std::int64_t side) {
+    const auto align = [](std::int64_t v) { return (v + 15) / 16 * 16; };
+    SelectionWorkspace w;
+    w.status = 0;
+    w.count = align(w.status + 4 * partitions);
+    w.in_box = align(w.count + 4 * partitions);
+    w.row_mask = align(w.in_box + 4 * partitions);
+    w.row_counts = align(w.row_mask + 4 * partitions);
+    w.kept = align(w.row_counts + 4 * partitions * side);
+    w.bytes = align(w.kept + 4 * partitions * tokens);
+    return w;
+  }
+};
+
+/// Parameters of select_kernel (launch 1): one block per partition, grid sum P. `budget`
+/// describes the batch as for budget_kernel (images contiguous: image b's offset is the sum of
+/// the P before it, the last ends at `partitions`); its init_scores, score_stride, budgets and
+/// invalid are not used. Attention element (p, h, t) of either layer is at
+/// attention[p * row_stride + h * head_stride + t], t = 0..N (0: the CLS key).
+template <Element E>
+struct SelectParams {
+  const storage_t<E>* init_attention = nullptr;
+  const storage_t<E>* final_attention = nullptr;
+  std::int64_t row_stride = 0;
+  std::int64_t head_stride = 0;
+  std::int32_t heads = 0;
+  std::int32_t partitions = 0;  // sum P
+  BudgetParams budget;
+  void* workspace = nullptr;
+  std::int64_t workspace_bytes = 0;
+};
+
+/// Parameters of pack_kernel (launch 2): grid (sum P, feature chunks). Reads the workspace
+/// select_kernel wrote for the same batch. Two optional groups of outputs:
+/// - CSR (all four pointers, or none): budgets [sum P] (= kept counts, as Selection::budget),
+///   kept [kept_capacity], kept_offsets [sum P + 1], partition_offsets [B + 1];
+/// - packing (source_rows and lengths, or none; packed too when features is given): the kept
+///   features [sum P, N, dim] (rows of `feature_row_stride` elements, raw bits of 2 or 4
+///   bytes) and image_newline [dim] into packed [rows_capacity, dim] in LLaVA-Next order,
+///   source_rows [rows_capacity] (partition * N + token, -1 for newline), lengths [B].
+/// Always written by block (0, 0): *status and totals[0] = K, totals[1] = packed rows (when
+/// totals is given), even when capacities are too small — a caller can size its outputs from
+/// them. On a fatal status nothing else is written.
+struct PackParams {
+  const BudgetImage* images = nullptr;  // the same device array select_kernel read
+  std::int32_t image_count = 0;
+  std::int32_t partitions = 0;
+  std::int32_t tokens = 0;
+  std::int32_t side = 0;
+  PackNewline newline = PackNewline::every_row;
+  const void* workspace = nullptr;
+  std::int64_t workspace_bytes = 0;
+
+  std::int64_t* budgets = nullptr;
+  std::int64_t* kept = nullptr;
+  std::int64_t kept_capacity = 0;
+  std::int64_t* kept_offsets = nullptr;
+  std::int64_t* partition_offsets = nullptr;
+
+  const void* features = nullptr;
+  std::int64_t feature_row_stride = 0;  // elements between token rows, >= dim
+  const void* image_newline = nullptr;
+  std::int32_t dim = 0;
+  std::int32_t chunk = 0;               // elements of a row each block copies (gridDim.y)
+  void* packed = nullptr;               // row r at packed + r * dim elements
+  std::int64_t* source_rows = nullptr;
+  std::int64_t rows_capacity = 0;
+  std::int64_t* lengths = nullptr;
+
+  std::int64_t* totals = nullptr;  // optional [2]
+  unsigned* status = nullptr;      // required: written (not ORed) by block (0, 0)
+};
+
+/// Launch-wide checks shared by the host launchers and both kernels: sizes within the
+/// template limits and a workspace of the right size. Per-image problems (and the partition
+/// layout, which lives in device memory) are the kernels' to flag.
+template <int MaxTokens = kSelectMaxTokens>
+HIRED_HOST_DEVICE inline bool selection_supports(std::int32_t partitions, std::int32_t image_count,
+                                                 std::int32_t tokens, std::int32_t side) {
+  return partitions > 0 && image_count > 0 && image_count <= partitions && tokens > 0 &&
+         tokens <= MaxTokens && side > 0 && side <= 32 && side * side == tokens;
+}
+
 }  // namespace hired::kernels
