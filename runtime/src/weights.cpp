@@ -65,6 +65,13 @@ std::optional<at::ScalarType> float_scalar_type(Dtype dtype) {
 void check_options(const WeightOptions& options) {
   check(at::isFloatingType(options.dtype), "weights: dtype {} is not a floating-point type",
         c10::toString(options.dtype));
+  // A device this build or machine lacks fails here, once, rather than as a c10::Error from
+  // the first take().
+  try {
+    (void)at::empty({0}, at::TensorOptions().dtype(options.dtype).device(options.device));
+  } catch (const c10::Error& e) {
+    fail("weights: device {} is not usable: {}", options.device.str(), e.what_without_backtrace());
+  }
 }
 
 // FNV-1a over (seed, name, shape), then splitmix64's finaliser: a stable 64-bit generator seed

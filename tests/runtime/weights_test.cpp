@@ -284,6 +284,8 @@ TEST_F(WeightsTest, TakeRejectsMissingTensorsOtherShapesAndNonFloatDtypes) {
   expect_error([&] { weights.take("language_model.model.norm.weight", {2}); },
                {file.string(), "'language_model.model.norm.weight'", "I32", "not floating point"});
   expect_error([&] { Weights::open(dir_, {.dtype = at::kInt}); }, {"dtype", "Int"});
+  expect_error([&] { Weights::open(dir_, {.device = at::Device("cuda:99")}); }, {"device", "cuda:99"});
+  expect_error([&] { Weights::random(0, {.device = at::Device("cuda:99")}); }, {"device", "cuda:99"});
 }
 
 /// Resident set size in bytes (anonymous and file-backed pages).
