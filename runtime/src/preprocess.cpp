@@ -300,4 +300,19 @@ std::vector<float> normalize_clip(const AnyresTiles& tiles) {
   return out;
 }
 
+PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
+                             std::span<const Size2> pinpoints, std::int64_t tile_px) {
+  PixelBatch batch;
+  batch.tile_px = tile_px;
+  for (const auto& file : files) {
+    const AnyresTiles tiles = anyres_tiles(load_image(file), pinpoints, tile_px);
+    const std::size_t at = batch.pixel_values.size();
+    batch.pixel_values.resize(at + tiles.tiles.size());
+    normalize_clip(tiles.tiles, std::span<float>(batch.pixel_values).subspan(at), tile_px * tile_px);
+    batch.image_sizes.push_back(tiles.image_size);
+    batch.partitions.push_back(tiles.partitions);
+  }
+  return batch;
+}
+
 }  // namespace hired::llava

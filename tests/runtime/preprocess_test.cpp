@@ -118,6 +118,30 @@ TEST(PreprocessParity, TilesEqualTheImageProcessorsUint8Tiles) {
   }
 }
 
+// The batch helper: the vicuna images in sample order give the fixture's sizes, partition
+// counts and the normalised uint8 tiles.
+TEST(PreprocessParity, BatchOfFilesGivesPixelValuesAndSizes) {
+  const fs::path dir = kLlava / "vicuna_tiny";
+  const auto config = hired::llava::LlavaNextConfig::load(dir / "config.json");
+  const auto expected = hired::SafeTensors::load((dir / "expected.safetensors").string());
+  const std::vector<fs::path> files{kLlava / "images" / "wide_150x380.png",
+                                    kLlava / "images" / "tall_500x240.png"};
+  const auto batch = hired::llava::preprocess_images(files, config.image_grid_pinpoints);
+  EXPECT_EQ(batch.partitions, expected.at("num_partitions").to_int64());
+  const auto sizes = expected.at("image_sizes").to_int64();
+  ASSERT_EQ(batch.image_sizes.size(), 2u);
+  EXPECT_EQ(batch.image_sizes[1], (Size2{sizes[2], sizes[3]}));
+  const auto& u8 = expected.at("pixel_values_u8");
+  std::vector<float> want(static_cast<std::size_t>(u8.numel()));
+  hired::llava::normalize_clip(
+      {reinterpret_cast<const std::uint8_t*>(u8.bytes().data()), want.size()}, want, 336 * 336);
+  EXPECT_EQ(batch.pixel_values, want);
+  expect_error([&] {
+    const std::vector<fs::path> bad{files[0], kLlava / "images" / "nope.png"};
+    hired::llava::preprocess_images(bad, config.image_grid_pinpoints);
+  }, {"nope.png", "no such file"});
+}
+
 // 48 small random images through transformers' bicubic resize (Pillow 13): up, down, both pass
 // orders, 1-pixel sides, strong reductions.
 TEST(PreprocessParity, ResizeEqualsTransformersResizeByteForByte) {

@@ -81,4 +81,17 @@ void normalize_clip(std::span<const std::uint8_t> tiles, std::span<float> out,
 /// The model's `pixel_values` for these tiles: float [partitions, 3, tile_px, tile_px].
 std::vector<float> normalize_clip(const AnyresTiles& tiles);
 
+/// Image files preprocessed for one model call, in order: what the image processor gives the
+/// model (pixel_values, image_sizes) plus each image's partition count.
+struct PixelBatch {
+  std::int64_t tile_px = 336;
+  std::vector<float> pixel_values;       // [sum(partitions), 3, tile_px, tile_px]
+  std::vector<Size2> image_sizes;        // (height, width) per image
+  std::vector<std::int64_t> partitions;  // 1 + grid tiles, per image
+};
+
+/// load_image + anyres_tiles + normalize_clip for each file.
+PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
+                             std::span<const Size2> pinpoints, std::int64_t tile_px = 336);
+
 }  // namespace hired::llava
