@@ -33,6 +33,8 @@ class Weights {
   static Weights open(const std::filesystem::path& dir, WeightOptions options = {});
 
   /// Seeded random values: a tensor depends only on (seed, name, shape); normal(0, stddev).
+  /// They are drawn directly in the options' dtype on their device (no float32 staging copy),
+  /// so another dtype or device kind gives other, equally distributed values.
   static Weights random(std::uint64_t seed, WeightOptions options = {}, double stddev = 0.02);
 
   /// The tensor `name` in llava-hf naming (e.g.
