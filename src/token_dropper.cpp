@@ -1,6 +1,8 @@
 // The LibTorch adapter. The only translation unit of the library that includes torch.
-// Selection runs on the host through the torch-free core; CUDA inputs are copied to the
-// host for it until the CUDA kernels land, and results go back to the input's device.
+// CPU inputs are selected on the host through the torch-free core. CUDA inputs go to hired's
+// kernels (hired/kernels/selection.cuh: two launches on the current stream) when the library
+// is built with CUDA against a CUDA LibTorch (HIRED_CUDA_DISPATCH); otherwise they are copied
+// to the host for the core, and the results go back to the input's device.
 #include "hired/token_dropper.hpp"
 
 #include "hired/error.hpp"
@@ -8,6 +10,17 @@
 #include "tensor_text.hpp"
 
 #include <ATen/ATen.h>
+
+#if HIRED_CUDA_DISPATCH
+#include "hired/kernels/launch.hpp"
+#include "hired/kernels/plan.hpp"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cstring>
+#include <numeric>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +67,270 @@ at::Tensor to_tensor(const std::vector<std::int64_t>& v, const at::Device& devic
 
 }  // namespace
 
+#if HIRED_CUDA_DISPATCH
+namespace detail {
+
+/// What a CUDA selection keeps alive for gather(), check() and the host copy.
+struct DeviceSelection {
+  kernels::SelectionPlan plan;
+  Mode mode = Mode::exact;
+  VisionGrid vision;
+  std::vector<ImageLayout> layouts;
+  at::Tensor init, final_attention;  // as the kernels read them (for error messages)
+  at::Tensor staging, staging_requested;  // pinned host sources of the uploads (see upload)
+  at::Tensor images;                 // the BudgetImages on the device
+  at::Tensor workspace;              // select_kernel's output, pack_kernel's input
+  at::Tensor status;                 // int32 [1], written by select()'s pack_kernel launch
+};
+
+}  // namespace detail
+
+namespace {
+
+namespace K = kernels;
+
+bool kernel_dtype(at::ScalarType t) {
+  return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
+}
+
+void check_launch(cudaError_t error, const char* what) {
+  check(error == cudaSuccess, "CUDA: {} failed: {}", what, cudaGetErrorString(error));
+}
+
+/// Host bytes to the device on the current stream without a synchronisation: through a
+/// pinned buffer (which the caller keeps alive as long as a captured graph may replay the
+/// copy), never from pageable memory.
+at::Tensor upload(const void* data, std::int64_t bytes, const at::Device& device,
+                  at::Tensor& staging) {
+  staging = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  if (bytes > 0) std::memcpy(staging.data_ptr(), data, static_cast<std::size_t>(bytes));
+  return staging.to(at::TensorOptions().device(device), /*non_blocking=*/true);
+}
+
+std::int64_t sum(const std::vector<std::int64_t>& v) {
+  return std::accumulate(v.begin(), v.end(), std::int64_t{0});
+}
+
+/// Raises the error behind a kernel status word (0: nothing). Invalid attention gets the CPU
+/// path's message (the host check is re-run on the error path only).
+void raise_status(int word, const detail::DeviceSelection& d, NewlinePolicy policy) {
+  const auto status = static_cast<unsigned>(word);
+  if (status == 0) return;
+  if ((status & K::selection_status::invalid_attention) != 0) {
+    head_sums(d.init, "init_cls_attn");
+    head_sums(d.final_attention, "final_cls_attn");
+  }
+  check((status & K::selection_status::missing_newline) == 0,
+        "image_newline: required by the newline policy '{}'", to_string(policy));
+  fail("CUDA selection: the kernels reported status {:#x}, which the host checks should have "
+       "prevented", status);
+}
+
+template <K::Element E>
+cudaError_t launch_select_as(const detail::DeviceSelection& d, cudaStream_t stream) {
+  using Storage = K::storage_t<E>;
+  K::SelectParams<E> p{.init_attention = static_cast<const Storage*>(d.init.const_data_ptr()),
+                       .final_attention =
+                           static_cast<const Storage*>(d.final_attention.const_data_ptr()),
+                       .row_stride = d.init.size(1) * d.init.size(2),
+                       .head_stride = d.init.size(2),
+                       .heads = static_cast<std::int32_t>(d.init.size(1)),
+                       .partitions = d.plan.partitions,
+                       .budget = d.plan.budget,
+                       .workspace = d.workspace.data_ptr(),
+                       .workspace_bytes = d.workspace.numel()};
+  p.budget.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
+  return K::launch_select(p, stream);
+}
+
+K::PackParams pack_params(const detail::DeviceSelection& d, NewlinePolicy policy) {
+  return {.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr()),
+          .image_count = static_cast<std::int32_t>(d.layouts.size()),
+          .partitions = d.plan.partitions,
+          .tokens = static_cast<std::int32_t>(d.vision.tokens()),
+          .side = static_cast<std::int32_t>(d.vision.side),
+          .newline = K::pack_newline(policy),
+          .workspace = d.workspace.const_data_ptr(),
+          .workspace_bytes = d.workspace.numel()};
+}
+
+TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& final_cls_attn,
+                           std::vector<ImageLayout> layouts, const VisionGrid& vision,
+                           const DropConfig& config) {
+  const at::Device device = init_cls_attn.device();
+  const c10::cuda::CUDAGuard guard(device);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
+  auto d = std::make_shared<detail::DeviceSelection>();
+  d->plan = K::plan_selection(layouts, vision, config, config.newline, /*packing=*/false);
+  d->mode = config.mode;
+  d->vision = vision;
+  d->layouts = std::move(layouts);
+  const K::SelectionPlan& plan = d->plan;
+
+  // One element type for both layers; f64 (or mixed types) go through float32, as the CPU
+  // path widens them.
+  at::ScalarType type = init_cls_attn.scalar_type();
+  if (type != final_cls_attn.scalar_type() || !kernel_dtype(type)) type = at::kFloat;
+  d->init = init_cls_attn.to(type).contiguous();
+  d->final_attention = final_cls_attn.to(type).contiguous();
+  d->images = upload(plan.images.data(),
+                     static_cast<std::int64_t>(plan.images.size() * sizeof(K::BudgetImage)),
+                     device, d->staging);
+  d->workspace = at::empty({plan.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(device));
+  d->status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
+  check_launch(type == at::kFloat  ? launch_select_as<K::Element::f32>(*d, stream)
+               : type == at::kHalf ? launch_select_as<K::Element::f16>(*d, stream)
+                                   : launch_select_as<K::Element::bf16>(*d, stream),
+               "select_kernel");
+
+  // K follows from geometry in exact mode; reference mode allocates every token and narrows.
+  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong).device(device);
+  const std::int64_t capacity = plan.kept_known() ? sum(plan.kept) : plan.max_kept;
+  TokenSelection out;
+  out.budgets = at::empty({plan.partitions}, longs);
+  out.kept = at::empty({capacity}, longs);
+  out.kept_offsets = at::empty({plan.partitions + 1}, longs);
+  out.partition_offsets = at::empty({static_cast<std::int64_t>(d->layouts.size()) + 1}, longs);
+  const at::Tensor totals = at::empty({2}, longs);
+  K::PackParams pack = pack_params(*d, config.newline);
+  pack.budgets = out.budgets.data_ptr<std::int64_t>();
+  pack.kept = out.kept.data_ptr<std::int64_t>();
+  pack.kept_capacity = capacity;
+  pack.kept_offsets = out.kept_offsets.data_ptr<std::int64_t>();
+  pack.partition_offsets = out.partition_offsets.data_ptr<std::int64_t>();
+  pack.totals = totals.data_ptr<std::int64_t>();
+  pack.status = reinterpret_cast<unsigned*>(d->status.data_ptr<std::int32_t>());
+  check_launch(K::launch_pack(pack, 4, stream), "pack_kernel (CSR)");
+  out.requested = upload(plan.requested.data(),
+                         static_cast<std::int64_t>(plan.requested.size() * sizeof(std::int64_t)),
+                         device, d->staging_requested)
+                      .view(at::kLong);
+  if (!plan.kept_known()) {  // the one synchronisation of reference mode
+    const at::Tensor host_totals = totals.cpu();
+    raise_status(d->status.item<std::int32_t>(), *d, config.newline);
+    out.kept = out.kept.narrow(0, 0, host_totals[0].item<std::int64_t>());
+  }
+
+  out.host = HostSelection([d, kept = out.kept, kept_offsets = out.kept_offsets, config] {
+    raise_status(d->status.item<std::int32_t>(), *d, config.newline);
+    Selection s;
+    s.mode = d->mode;
+    s.vision = d->vision;
+    s.images = d->layouts;
+    s.requested = d->plan.requested;
+    s.partition_offsets.push_back(0);
+    for (const ImageLayout& image : s.images)
+      s.partition_offsets.push_back(s.partition_offsets.back() + image.partitions);
+    const at::Tensor offsets = kept_offsets.cpu();
+    s.kept_offsets.assign(offsets.data_ptr<std::int64_t>(),
+                          offsets.data_ptr<std::int64_t>() + offsets.numel());
+    const at::Tensor indices = kept.to(at::kCPU, at::kInt).contiguous();
+    s.kept.assign(indices.data_ptr<std::int32_t>(), indices.data_ptr<std::int32_t>() + indices.numel());
+    return s;
+  });
+  out.device = std::move(d);
+  return out;
+}
+
+PackedFeatures gather_cuda(const detail::DeviceSelection& d, const at::Tensor& features,
+                           const std::optional<at::Tensor>& image_newline, NewlinePolicy policy) {
+  const K::SelectionPlan& plan = d.plan;
+  const at::Device device = features.device();
+  check(device == d.workspace.device(), "features: on {}, but the selection is on {}",
+        device.str(), d.workspace.device().str());
+  for (std::size_t b = 0; b < d.layouts.size(); ++b)
+    check(d.layouts[b].partitions == 1 || d.layouts[b].image_size.has_value(),
+          "image_sizes: needed to unpad the tile grid of image {} when packing", b);
+  const c10::cuda::CUDAGuard guard(device);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
+
+  const at::Tensor source = features.contiguous();
+  const std::int64_t dim = source.size(2);
+  // Newline rows: known from geometry when the rows are; otherwise the kernel flags a missing
+  // image_newline and the synchronising path below raises the CPU path's error.
+  const bool needs_newline = plan.rows_known() ? sum(plan.rows) > sum(plan.kept)
+                                               : policy != NewlinePolicy::none;
+  at::Tensor newline;
+  if (image_newline.has_value() && image_newline->defined() && policy != NewlinePolicy::none) {
+    check(image_newline->dim() == 1 && image_newline->size(0) == dim,
+          "image_newline: shape {} must be [D = {}]", detail::shape_of(*image_newline), dim);
+    check(image_newline->device() == device, "image_newline: on {}, but features are on {}",
+          image_newline->device().str(), device.str());
+    newline = image_newline->to(source.scalar_type()).contiguous();
+  } else {
+    check(!needs_newline || !plan.rows_known(),
+          "image_newline: required by the newline policy '{}'", to_string(policy));
+  }
+
+  const std::int64_t capacity = plan.rows_known() ? sum(plan.rows) : plan.max_rows;
+  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong).device(device);
+  PackedFeatures out;
+  out.features = at::empty({capacity, dim}, source.options());
+  out.source_rows = at::empty({capacity}, longs);
+  out.lengths = at::empty({static_cast<std::int64_t>(d.layouts.size())}, longs);
+  out.status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
+  const at::Tensor totals = at::empty({2}, longs);
+  K::PackParams pack = pack_params(d, policy);
+  pack.features = source.const_data_ptr();
+  pack.feature_row_stride = dim;
+  pack.image_newline = newline.defined() ? newline.const_data_ptr() : nullptr;
+  pack.dim = static_cast<std::int32_t>(dim);
+  pack.chunk = 256;  // columns per block: D = 1024 gives 4 blocks per partition
+  pack.packed = out.features.data_ptr();
+  pack.source_rows = out.source_rows.data_ptr<std::int64_t>();
+  pack.rows_capacity = capacity;
+  pack.lengths = out.lengths.data_ptr<std::int64_t>();
+  pack.totals = totals.data_ptr<std::int64_t>();
+  pack.status = reinterpret_cast<unsigned*>(out.status.data_ptr<std::int32_t>());
+  check_launch(K::launch_pack(pack, static_cast<int>(source.element_size()), stream),
+               "pack_kernel");
+  if (!plan.rows_known()) {  // the one synchronisation: the row count depends on the scores
+    const at::Tensor host_totals = totals.cpu();
+    raise_status(out.status.item<std::int32_t>(), d, policy);
+    const std::int64_t rows = host_totals[1].item<std::int64_t>();
+    out.features = out.features.narrow(0, 0, rows);
+    out.source_rows = out.source_rows.narrow(0, 0, rows);
+  }
+  return out;
+}
+
+}  // namespace
+#endif  // HIRED_CUDA_DISPATCH
+
+HostSelection::HostSelection(Selection ready) : state_(std::make_shared<State>()) {
+  state_->value = std::move(ready);
+}
+
+HostSelection::HostSelection(std::function<Selection()> fill) : state_(std::make_shared<State>()) {
+  state_->fill = std::move(fill);
+}
+
+const Selection& HostSelection::get() const {
+  const std::lock_guard lock(state_->mutex);
+  if (!state_->value) {
+    check(static_cast<bool>(state_->fill), "selection: empty; call select() first");
+    state_->value = state_->fill();  // may throw (the kernels' error); then retried next time
+    state_->fill = nullptr;
+  }
+  return *state_->value;
+}
+
+bool HostSelection::ready() const {
+  const std::lock_guard lock(state_->mutex);
+  return state_->value.has_value();
+}
+
+void TokenSelection::check() const {
+  if (device) (void)host.get();  // raises the kernels' error, if any
+}
+
+void PackedFeatures::check() const {
+#if HIRED_CUDA_DISPATCH
+  if (status.defined() && status.item<std::int32_t>() != 0)
+    fail("gather: the CUDA kernels reported status {:#x}", status.item<std::int32_t>());
+#endif
+}
+
 std::vector<ImageLayout> image_layouts(const ImageBatch& images) {
   check(images.num_partitions.defined(), "num_partitions: undefined tensor");
   check(images.num_partitions.dim() == 1, "num_partitions: shape {} must be [B]",
@@ -87,6 +364,10 @@ TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
         "init_cls_attn: {} rows, but num_partitions sums to {} partitions",
         init_cls_attn.size(0), rows);
   const VisionGrid vision = vision_grid_for(init_cls_attn.size(2) - 1, images.tile_px);
+#if HIRED_CUDA_DISPATCH
+  if (init_cls_attn.is_cuda())
+    return select_cuda(init_cls_attn, final_cls_attn, std::move(layouts), vision, config_);
+#endif
 
   Selection host = select_tokens(head_sums(init_cls_attn, "init_cls_attn"),
                                  head_sums(final_cls_attn, "final_cls_attn"), std::move(layouts),
@@ -107,6 +388,17 @@ TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
 
 PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::Tensor& features,
                                     const std::optional<at::Tensor>& image_newline) const {
+#if HIRED_CUDA_DISPATCH
+  if (selection.device && features.defined() && features.is_cuda()) {
+    const detail::DeviceSelection& d = *selection.device;
+    const std::int64_t rows = d.plan.partitions, tokens = d.vision.tokens();
+    check(features.dim() == 3 && features.size(0) == rows && features.size(1) == tokens,
+          "features: shape {} must be [sum P = {}, N = {}, D]", shape_of(features), rows, tokens);
+    check(is_float(features), "features: dtype {} must be floating point", dtype_of(features));
+    if (kernel_dtype(features.scalar_type()) && features.size(2) > 0)
+      return gather_cuda(d, features, image_newline, config_.newline);
+  }  // other dtypes, D = 0 or CPU features: the host plan below (synchronises)
+#endif
   const Selection& host = selection.host;
   check(!host.images.empty(), "selection: empty; call select() first");
   const std::int64_t rows = host.partition_offsets.back(), tokens = host.vision.tokens();
@@ -139,7 +431,7 @@ PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::T
   }
   std::vector<std::int64_t> lengths(plan.offsets.size() - 1);
   for (std::size_t b = 0; b < lengths.size(); ++b) lengths[b] = plan.offsets[b + 1] - plan.offsets[b];
-  return {packed, to_tensor(lengths, device), source};
+  return {packed, to_tensor(lengths, device), source, {}};
 }
 
 at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads) {

@@ -9,6 +9,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -27,14 +30,50 @@ struct ImageBatch {
 /// Each image's layout (partitions, tile grid, size), validated; errors name the tensor.
 std::vector<ImageLayout> image_layouts(const ImageBatch& images);
 
+/// The host copy of a selection. Ready at once for CPU inputs; for CUDA inputs it is filled on
+/// first use (a device-to-host copy and a synchronisation with the selection's stream, which
+/// also raises any error the kernels flagged), so a selection nobody reads on the host costs
+/// no synchronisation. Converts to `const Selection&`; copies share one state.
+class HostSelection {
+ public:
+  HostSelection() : state_(std::make_shared<State>()) {}
+  HostSelection(Selection ready);  // NOLINT: implicit, a ready copy
+  explicit HostSelection(std::function<Selection()> fill);
+
+  const Selection& get() const;
+  operator const Selection&() const { return get(); }  // NOLINT: implicit by design
+  bool ready() const;
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::optional<Selection> value;
+    std::function<Selection()> fill;
+  };
+  std::shared_ptr<State> state_;
+};
+
+namespace detail {
+struct DeviceSelection;  // what a CUDA selection keeps for gather (token_dropper.cpp)
+}
+
 /// The selection as int64 tensors on the attention's device (CSR), plus its host copy.
+///
+/// CUDA inputs (a library built with CUDA): two kernel launches on the current stream. In
+/// exact mode every size follows from geometry and select() does not synchronise; in
+/// reference mode it synchronises once to learn K. Errors the kernels detect (invalid
+/// attention values) are raised by check(), by `host` and by gather()'s synchronising paths.
 struct TokenSelection {
   at::Tensor budgets;            // [sum P]: tokens kept per partition
   at::Tensor kept;               // [K]: patch indices 0..N-1, ascending within a partition
   at::Tensor kept_offsets;       // [sum P + 1]
   at::Tensor partition_offsets;  // [B + 1]
   at::Tensor requested;          // [B]: the budget T asked for each image
-  Selection host;
+  HostSelection host;
+  std::shared_ptr<const detail::DeviceSelection> device;  // CUDA path only
+
+  /// Raises the error a CUDA selection's kernels flagged (synchronises); nothing on CPU.
+  void check() const;
 };
 
 /// Kept features in packing order.
@@ -42,6 +81,10 @@ struct PackedFeatures {
   at::Tensor features;     // [rows, D], the features' dtype and device
   at::Tensor lengths;      // [B]: rows of each image, newline rows included
   at::Tensor source_rows;  // [rows]: partition * N + token, or -1 for an image_newline row
+  at::Tensor status;       // CUDA path: the kernels' status word (int32 [1]); else undefined
+
+  /// Raises the error the CUDA kernels flagged (synchronises); nothing on CPU.
+  void check() const;
 };
 
 class TokenDropper {
@@ -56,6 +99,9 @@ class TokenDropper {
 
   /// `features`: [sum P, N, D], e.g. the vision tower's feature layer without CLS.
   /// `image_newline` ([D]) is required unless the newline policy is none.
+  /// A CUDA selection with CUDA features of dtype f32/f16/bf16 packs with one kernel launch
+  /// on the current stream; it synchronises once (to learn the row count) unless the sizes
+  /// follow from geometry (exact mode, newline policy none or every_row).
   PackedFeatures gather(const TokenSelection& selection, const at::Tensor& features,
                         const std::optional<at::Tensor>& image_newline = std::nullopt) const;
 

@@ -148,14 +148,16 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
   outcome.newlines = std::count(pack->rows.begin(), pack->rows.end(), PackPlan::newline);
   outcome.outside_box = kept_total - (rows_total - outcome.newlines);
   if (plan->requested != selection->requested) return outcome.error = "requested", outcome;
-  if (plan->sizes_known()) {
-    for (std::size_t b = 0; b < c.images.size(); ++b) {
-      if (plan->kept[b] != selection->kept_in_image(static_cast<std::int64_t>(b)))
-        return outcome.error = "predicted kept of image " + std::to_string(b), outcome;
-      if (plan->rows[b] != pack->offsets[b + 1] - pack->offsets[b])
-        return outcome.error = "predicted rows of image " + std::to_string(b), outcome;
-    }
+  for (std::size_t b = 0; b < c.images.size(); ++b) {
+    if (plan->kept_known() &&
+        plan->kept[b] != selection->kept_in_image(static_cast<std::int64_t>(b)))
+      return outcome.error = "predicted kept of image " + std::to_string(b), outcome;
+    if (plan->rows_known() && plan->rows[b] != pack->offsets[b + 1] - pack->offsets[b])
+      return outcome.error = "predicted rows of image " + std::to_string(b), outcome;
   }
+  if (c.config.mode == hired::Mode::exact &&
+      (!plan->kept_known() || plan->rows_known() == (c.config.newline == NewlinePolicy::kept_rows)))
+    return outcome.error = "sizes should follow from geometry", outcome;
   if (kept_total > plan->max_kept || rows_total > plan->max_rows)
     return outcome.error = "upper bounds", outcome;
 

@@ -229,11 +229,17 @@ TEST(SelectionPlan, SizesAndErrors) {
   EXPECT_EQ(plan.kept, (std::vector<std::int64_t>{576, 115}));
   EXPECT_EQ(plan.rows, (std::vector<std::int64_t>{576 + 48, 116}));
   EXPECT_EQ(plan.workspace_bytes, selection_workspace_bytes(6, 576));
-  EXPECT_FALSE(plan_selection(std::vector{image}, vision, config, NewlinePolicy::kept_rows, true)
-                   .sizes_known());
+  const SelectionPlan kept_rows =
+      plan_selection(std::vector{image}, vision, config, NewlinePolicy::kept_rows, true);
+  EXPECT_TRUE(kept_rows.kept_known());
+  EXPECT_FALSE(kept_rows.rows_known());  // which rows keep a token depends on the scores
   config.mode = Mode::reference;
-  EXPECT_FALSE(plan_selection(std::vector{image}, vision, config, NewlinePolicy::none, true)
-                   .sizes_known());
+  const SelectionPlan reference =
+      plan_selection(std::vector{image}, vision, config, NewlinePolicy::none, true);
+  EXPECT_FALSE(reference.kept_known());
+  EXPECT_FALSE(reference.rows_known());
+  EXPECT_EQ(reference.max_kept, 5 * 576);
+  EXPECT_EQ(reference.max_rows, 5 * 576);
 
   ImageLayout unsized = image;
   unsized.image_size.reset();

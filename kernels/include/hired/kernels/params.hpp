@@ -338,15 +338,18 @@ struct SelectParams {
 
 /// Parameters of pack_kernel (launch 2): grid (sum P, feature chunks). Reads the workspace
 /// select_kernel wrote for the same batch. Two optional groups of outputs:
-/// - CSR (all four pointers, or none): budgets [sum P] (= kept counts, as Selection::budget),
-///   kept [kept_capacity], kept_offsets [sum P + 1], partition_offsets [B + 1];
-/// - packing (source_rows and lengths, or none; packed too when features is given): the kept
-///   features [sum P, N, dim] (rows of `feature_row_stride` elements, raw bits of 2 or 4
-///   bytes) and image_newline [dim] into packed [rows_capacity, dim] in LLaVA-Next order,
-///   source_rows [rows_capacity] (partition * N + token, -1 for newline), lengths [B].
-/// Always written by block (0, 0): *status and totals[0] = K, totals[1] = packed rows (when
-/// totals is given), even when capacities are too small — a caller can size its outputs from
-/// them. On a fatal status nothing else is written.
+/// - CSR (budgets set: then all four, `kept` may be null when kept_capacity is 0): budgets
+///   [sum P] (= kept counts, as Selection::budget), kept [kept_capacity], kept_offsets
+///   [sum P + 1], partition_offsets [B + 1];
+/// - packing (lengths set: then source_rows too unless rows_capacity is 0; packed too when
+///   features is given): the kept features [sum P, N, dim] (rows of `feature_row_stride`
+///   elements, raw bits of 2 or 4 bytes) and image_newline [dim] into packed
+///   [rows_capacity, dim] in LLaVA-Next order, source_rows [rows_capacity] (partition * N +
+///   token, -1 for newline), lengths [B].
+/// Block (0, 0) writes *status and, unless the status is fatal, totals[0] = K and totals[1] =
+/// packed rows (when totals is given) — also when a capacity is too small, so a caller can
+/// size its outputs from them. A capacity that is too small leaves that output (kept, or
+/// source_rows + packed + lengths) unwritten; on a fatal status nothing but *status is.
 struct PackParams {
   const BudgetImage* images = nullptr;  // the same device array select_kernel read
   std::int32_t image_count = 0;

@@ -68,13 +68,14 @@ struct SelectionPlan {
   std::int32_t partitions = 0;            // sum P: select_kernel's grid
   std::int64_t workspace_bytes = 0;
   std::vector<std::int64_t> requested;    // [B]: T of each image, as Selection::requested
-  /// Exact mode with newline policy none or every_row: kept tokens and packed rows of each
-  /// image follow from geometry (kept = min(T, eligible)); empty otherwise (data-dependent).
+  /// What geometry alone decides, per image: in exact mode the kept tokens (min(T, eligible));
+  /// with newline policy none or every_row too, the packed rows. Empty when data-dependent.
   std::vector<std::int64_t> kept, rows;
   /// Upper bounds: every token kept, every box row with a newline.
   std::int64_t max_kept = 0, max_rows = 0;
 
-  bool sizes_known() const { return !kept.empty(); }
+  bool kept_known() const { return !kept.empty(); }
+  bool rows_known() const { return !rows.empty(); }
 };
 
 /// Validates a batch for the fused kernels (the core's checks and messages, plus the
@@ -136,7 +137,6 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
     fail("images[{}]: the CUDA kernels cannot compute this image's budget", b);
   }
 
-  const bool known = exact && newline != NewlinePolicy::kept_rows;
   for (std::size_t b = 0; b < images.size(); ++b) {
     const ImageLayout& image = images[b];
     const EligibleBox& box = plan.images[b].box;
@@ -145,10 +145,11 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
         image.partitions == 1 ? 0 : box_rows * formula::max64(box.col_end - box.col_begin, 0);
     plan.max_kept += image.partitions * tokens;
     plan.max_rows += tokens + box_area + (newline == NewlinePolicy::none ? 0 : box_rows);
-    if (!known) continue;
+    if (!exact) continue;
     const std::int64_t kept = formula::min64(plan.requested[b], tokens + box_area);
     plan.kept.push_back(kept);
-    plan.rows.push_back(kept + (newline == NewlinePolicy::every_row ? box_rows : 0));
+    if (newline != NewlinePolicy::kept_rows)
+      plan.rows.push_back(kept + (newline == NewlinePolicy::every_row ? box_rows : 0));
   }
   return plan;
 }

@@ -291,7 +291,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const std::int64_t partition = blockIdx.x;
   const std::int32_t tokens = p.tokens, side = p.side;
   const bool csr = p.budgets != nullptr;
-  const bool packing = p.source_rows != nullptr;
+  const bool packing = p.lengths != nullptr;
   const bool copying = p.features != nullptr;
 
   // Launch-wide checks: every block gets the same answer.
@@ -299,10 +299,11 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const SelectionWorkspace layout = SelectionWorkspace::layout(p.partitions, tokens, side);
   if (!selection_supports<MaxTokens>(p.partitions, p.image_count, tokens, side) ||
       blockDim.x != BlockThreads || p.images == nullptr ||
-      (csr && (p.kept == nullptr || p.kept_offsets == nullptr || p.partition_offsets == nullptr)) ||
-      (packing && p.lengths == nullptr) ||
-      (copying && (!packing || p.packed == nullptr || p.dim <= 0 || p.chunk <= 0 ||
-                   p.feature_row_stride < p.dim)))
+      (csr && ((p.kept == nullptr && p.kept_capacity > 0) || p.kept_offsets == nullptr ||
+               p.partition_offsets == nullptr)) ||
+      (packing && p.source_rows == nullptr && p.rows_capacity > 0) ||
+      (copying && (!packing || (p.packed == nullptr && p.rows_capacity > 0) || p.dim <= 0 ||
+                   p.chunk <= 0 || p.feature_row_stride < p.dim)))
     status = selection_status::unsupported;
   else if (p.workspace == nullptr || p.workspace_bytes < layout.bytes)
     status = selection_status::workspace_too_small;
