@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU, in one command: build hired with its CUDA kernels, run the
+# GPU tests (TokenDropper on CUDA tensors against the CPU path, label gpu), the emulated kernel
+# tests (label emulation) and the selection-overhead benchmark, then print a short table.
+#
+#   scripts/gpu_check.sh [BUILD_DIR]     (default build-gpu; CUDA_ARCHS=90 to pick archs)
+#
+# Needs what scripts/setup.sh installs (the torch wheel in .venv) and nvcc on PATH.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+build=${1:-build-gpu}
+archs=${CUDA_ARCHS:-80;90}
+log=$build/gpu_check
+mkdir -p "$log"
+
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
+  | sed 's/^/GPU: /' || echo "GPU: none visible (the gpu tests will skip)"
+
+step() {  # step NAME COMMAND...: runs it, output to $log/NAME.log, remembers the status
+  local name=$1
+  shift
+  echo "== $name"
+  if "$@" >"$log/$name.log" 2>&1; then status[$name]=ok; else status[$name]="FAILED (see $log/$name.log)"; fi
+}
+declare -A status
+
+step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHIRED_TESTS=ON -DHIRED_CUDA=ON \
+  -DHIRED_SM61=OFF "-DHIRED_CUDA_ARCHITECTURES=$archs"
+step build cmake --build "$build" -j "$(nproc)" --target hired_gpu_tests hired_torch_tests \
+  hired_selection_kernel_test hired_broken_kernels_test hired_selection_bench
+step gpu_tests ctest --test-dir "$build" -L gpu --output-on-failure -V
+step emulation ctest --test-dir "$build" -L emulation -j "$(nproc)" --output-on-failure
+step torch_tests ctest --test-dir "$build" -L torch -j "$(nproc)" --output-on-failure
+step benchmark "$build/benchmarks/hired_selection_bench" --benchmark_repetitions=5 \
+  --benchmark_report_aggregates_only=true
+
+summary() {  # the "N tests passed / skipped" line of a ctest log
+  grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log/$1.log" | tail -1
+  grep -c 'Skipped' "$log/$1.log" | sed 's/$/ skipped/'
+}
+
+echo
+printf '%-12s %s\n' step result
+printf '%-12s %s\n' ------------ ------------------------------------------------------------
+for name in configure build; do printf '%-12s %s\n' "$name" "${status[$name]}"; done
+for name in gpu_tests emulation torch_tests; do
+  printf '%-12s %s (%s)\n' "$name" "${status[$name]}" "$(summary "$name" | paste -sd ';' | sed 's/;/; /g')"
+done
+printf '%-12s %s\n' benchmark "${status[benchmark]}"
+grep -h 'HIRED_GPU_TIME' "$log/gpu_tests.log" | sed 's/^.*HIRED_GPU_TIME /gpu time     /'
+grep -E '_median' "$log/benchmark.log" | awk '{printf "bench        %-48s %s %s\n", $1, $2, $3}'
+
+for s in "${status[@]}"; do [[ $s == ok ]] || exit 1; done
