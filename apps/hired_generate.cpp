@@ -1,0 +1,246 @@
+// hired_generate: LLaVA-Next with HiRED on one prompt, from a Hugging Face llava-hf directory
+// or a preset with random weights. Progress and timings go to stderr; the last line of stdout
+// is a JSON summary. Bad input: exit status 2 and one line on stderr naming the file or flag.
+#include "cli_args.hpp"
+#include "hired/error.hpp"
+#include "hired/llava/model.hpp"
+#include "hired/llava/preprocess.hpp"
+#include "hired/llava/tokenizer.hpp"
+#include "hired/safetensors.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using hired::check;
+using hired::fail;
+
+constexpr std::string_view usage =
+    "usage: hired_generate (--model DIR | --preset mini|llava-next-7b --random-weights [--seed S])\n"
+    "                      (--image PATH [--image PATH ...] | --pixel-values FILE.safetensors)\n"
+    "                      [--prompt TEXT | --prompt-ids 1,2,3] [--max-new-tokens N]\n"
+    "                      [--budget-rate R | --budget-tokens T] [--alpha A]\n"
+    "                      [--mode exact|reference] [--newline every_row|kept_rows|none]\n"
+    "                      [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--dump FILE.safetensors]\n"
+    "\n"
+    "Without a dropping flag the model runs stock LLaVA-Next; any of --budget-rate,\n"
+    "--budget-tokens, --alpha, --mode, --newline turns HiRED on (exact mode, rate 0.2,\n"
+    "alpha 0.5 by default). --prompt needs DIR/tokenizer.model; each <image> in it (or each\n"
+    "image token id in --prompt-ids) takes the next image. The default prompt is Vicuna's\n"
+    "\"USER: <image>\\nWhat is shown in this image? ASSISTANT:\" (with a tokenizer), or a\n"
+    "stand-in of the same length in ids. --pixel-values reads pixel_values [sum P, 3, 336, 336]\n"
+    "and image_sizes [B, 2] (height, width). --dump writes the prefill logits, the kept\n"
+    "indices and the packed image features.\n";
+
+struct Options {
+  std::optional<fs::path> model_dir;
+  std::optional<std::string> preset;
+  bool random_weights = false;
+  std::uint64_t seed = 0;
+  std::vector<fs::path> images;
+  std::optional<fs::path> pixel_values;
+  std::optional<std::string> prompt;
+  std::optional<std::vector<std::int64_t>> prompt_ids;
+  std::int64_t max_new_tokens = 15;
+  std::optional<hired::DropConfig> drop;
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+  std::optional<fs::path> dump;
+};
+
+at::ScalarType parse_dtype(std::string_view text) {
+  if (text == "fp32" || text == "float32") return at::kFloat;
+  if (text == "fp16" || text == "float16") return at::kHalf;
+  if (text == "bf16" || text == "bfloat16") return at::kBFloat16;
+  fail("--dtype: '{}' is not fp32, fp16 or bf16", text);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  hired::cli::DropFlags drop;
+  bool seed_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> std::string_view {
+      check(i + 1 < argc, "{}: missing value", arg);
+      return argv[++i];
+    };
+    if (drop.consume(arg, value)) continue;
+    if (arg == "--model") o.model_dir = fs::path(value());
+    else if (arg == "--preset") o.preset = std::string(value());
+    else if (arg == "--random-weights") o.random_weights = true;
+    else if (arg == "--seed") {
+      const std::int64_t seed = hired::cli::parse_int(arg, value());
+      check(seed >= 0, "--seed: {} must be non-negative", seed);
+      o.seed = static_cast<std::uint64_t>(seed);
+      seed_given = true;
+    } else if (arg == "--image") o.images.emplace_back(value());
+    else if (arg == "--pixel-values") o.pixel_values = fs::path(value());
+    else if (arg == "--prompt") o.prompt = std::string(value());
+    else if (arg == "--prompt-ids") o.prompt_ids = hired::cli::parse_list(arg, value(), hired::cli::parse_int);
+    else if (arg == "--max-new-tokens") {
+      o.max_new_tokens = hired::cli::parse_int(arg, value());
+      check(o.max_new_tokens >= 1, "--max-new-tokens: {} must be at least 1", o.max_new_tokens);
+    } else if (arg == "--dtype") o.dtype = parse_dtype(value());
+    else if (arg == "--device") {
+      const std::string_view d = value();
+      check(d == "cpu" || d == "cuda", "--device: '{}' is not cpu or cuda", d);
+      o.device = d == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA);
+    } else if (arg == "--dump") o.dump = fs::path(value());
+    else if (arg == "--help" || arg == "-h") {
+      std::cout << usage;
+      std::exit(0);
+    } else fail("{}: unknown argument (see --help)", arg);
+  }
+  check(o.model_dir.has_value() != o.preset.has_value(), "--model, --preset: give exactly one");
+  check(!o.preset || o.random_weights, "--preset: needs --random-weights (presets have no weights)");
+  check(!o.model_dir || !o.random_weights, "--random-weights: only with --preset");
+  check(!seed_given || o.random_weights, "--seed: only with --random-weights");
+  check(o.images.empty() != !o.pixel_values.has_value(), "--image, --pixel-values: give one of them");
+  check(!(o.prompt && o.prompt_ids), "--prompt, --prompt-ids: give one, not both");
+  if (drop.any_given()) o.drop = drop.config();
+  check(o.device.is_cpu() || at::hasCUDA(), "--device cuda: this LibTorch build sees no CUDA device");
+  return o;
+}
+
+/// Progress on stderr, with the seconds since the start.
+class Progress {
+ public:
+  template <typename... Args>
+  void operator()(fmt::format_string<Args...> format, Args&&... args) const {
+    fmt::print(stderr, "[{:7.2f} s] {}\n", seconds(), fmt::format(format, std::forward<Args>(args)...));
+  }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+int run(const Options& o) {
+  Progress progress;
+  const hired::llava::WeightOptions weight_options{o.dtype, o.device};
+  std::optional<hired::llava::Tokenizer> tokenizer;
+  const auto model = [&] {
+    if (o.preset) {
+      const auto config = hired::llava::LlavaNextConfig::preset(*o.preset);
+      progress("building preset '{}' with random weights (seed {})", *o.preset, o.seed);
+      return hired::llava::LlavaNextModel::random(config, o.seed, weight_options);
+    }
+    progress("loading {}", o.model_dir->string());
+    if (fs::exists(*o.model_dir / "tokenizer.model"))
+      tokenizer = hired::llava::Tokenizer::load_dir(*o.model_dir);
+    return hired::llava::LlavaNextModel::load(*o.model_dir, weight_options);
+  }();
+  const auto& config = model.config();
+  progress("model ready: vision {} layers (running {}), LLM {} layers, width {}",
+           config.vision.num_hidden_layers, config.vision_layers_run(),
+           config.text.num_hidden_layers, config.text.hidden_size);
+
+  hired::llava::ImageInputs images =
+      o.pixel_values ? hired::llava::read_pixel_values(*o.pixel_values, config)
+                     : hired::llava::read_images(o.images, config);
+  images.pixel_values = images.pixel_values.to(o.device, o.dtype);
+  progress("{} image(s), {} partitions", images.num_partitions.size(0),
+           images.num_partitions.sum().item<std::int64_t>());
+
+  std::vector<std::int64_t> prompt;
+  if (o.prompt_ids) {
+    prompt = *o.prompt_ids;
+  } else if (o.prompt || tokenizer) {
+    check(tokenizer.has_value(), "--prompt: needs a tokenizer (tokenizer.model in --model DIR); "
+                                 "use --prompt-ids");
+    prompt = tokenizer->encode_prompt(o.prompt ? *o.prompt : hired::llava::default_prompt(images.num_partitions.size(0)),
+                                      config.image_token_id);
+  } else {
+    prompt = hired::llava::default_prompt_ids(images.num_partitions.size(0), config);
+  }
+
+  std::optional<hired::TokenDropper> dropper;
+  if (o.drop) dropper.emplace(*o.drop);
+  const auto start = std::chrono::steady_clock::now();
+  const hired::llava::EncodedImages encoded = model.encode_images(images, dropper ? &*dropper : nullptr);
+  const std::vector<std::vector<std::int64_t>> prompts{prompt};
+  const hired::llava::PromptEmbeddings input = model.merge(prompts, encoded);
+  const double encode_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  progress("vision {:.3f} s, {} + projector {:.3f} s: {} visual tokens, {} LLM input tokens",
+           encoded.vision_seconds, dropper ? "HiRED" : "stock packing", encoded.projection_seconds,
+           encoded.rows.visual_tokens[0], input.lengths[0]);
+
+  hired::llava::GenerationOptions generation;
+  generation.max_new_tokens = o.max_new_tokens;
+  const hired::llava::Generation out =
+      hired::llava::generate_greedy(model.language(), input.embeds, input.lengths, generation);
+  const double ttft = encode_seconds + out.prefill_seconds, total = encode_seconds + out.total_seconds;
+  progress("generated {} tokens; time to first token {:.3f} s, total {:.3f} s", out.tokens[0].size(),
+           ttft, total);
+
+  std::int64_t visual = 0;
+  for (const std::int64_t v : encoded.rows.visual_tokens) visual += v;
+  nlohmann::json summary = {{"generated_ids", out.tokens[0]},
+                            {"visual_tokens", visual},
+                            {"image_tokens", encoded.rows.features.size(0)},
+                            {"prompt_tokens", input.lengths[0]},
+                            {"ttft_ms", ttft * 1e3},
+                            {"total_ms", total * 1e3}};
+  if (tokenizer) summary["text"] = tokenizer->decode(out.tokens[0]);
+
+  if (o.dump) {
+    const auto as_float = [](const at::Tensor& t) {
+      const at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous();
+      return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    };
+    const auto as_long = [](const at::Tensor& t) {
+      const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
+      return std::vector<std::int64_t>(c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel());
+    };
+    const at::Tensor& packed = encoded.rows.features;
+    std::vector<hired::TensorData> tensors{
+        hired::make_tensor_data("logits", hired::Dtype::F32, {out.prefill_logits.size(1)},
+                                as_float(out.prefill_logits[0])),
+        hired::make_tensor_data("packed_features", hired::Dtype::F32,
+                                {packed.size(0), packed.size(1)}, as_float(packed)),
+        hired::make_tensor_data("packed_lengths", hired::Dtype::I64, {encoded.rows.lengths.size(0)},
+                                as_long(encoded.rows.lengths))};
+    if (encoded.rows.selection) {
+      const hired::TokenSelection& s = *encoded.rows.selection;
+      tensors.push_back(hired::make_tensor_data("kept", hired::Dtype::I64, {s.kept.size(0)}, as_long(s.kept)));
+      tensors.push_back(hired::make_tensor_data("kept_offsets", hired::Dtype::I64,
+                                                {s.kept_offsets.size(0)}, as_long(s.kept_offsets)));
+      tensors.push_back(hired::make_tensor_data("budgets", hired::Dtype::I64, {s.budgets.size(0)},
+                                                as_long(s.budgets)));
+    }
+    hired::write_safetensors(o.dump->string(), tensors);
+    progress("wrote {}", o.dump->string());
+  }
+  std::cout << summary.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const hired::Error& e) {
+    std::fprintf(stderr, "hired_generate: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hired_generate: internal error: %s\n", e.what());
+    return 1;
+  }
+}

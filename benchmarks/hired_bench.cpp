@@ -1,0 +1,578 @@
+// hired_bench: the paper's throughput measurement (Arif et al., HiRED, Table 5 / Fig. 5) on the
+// bundled 600x600 image, for a list of budgets and batch sizes, plus the selection-overhead
+// comparison. Prints a table like the paper's on stdout, progress on stderr.
+//
+//   hired_bench                                   # preset mini on CPU, budgets 1.0 and 0.2
+//   hired_bench --preset llava-next-7b --batch 1,4 --budgets 1.0,0.4,0.2,0.1   # CUDA, fp16
+//   hired_bench --model DIR --device cuda --dtype fp16 --json out.json --plot out.png
+//
+// Method (DESIGN §4): per row, `--warmup` unmeasured runs, then `--reps` measured runs; the
+// medians are reported with their spread (min..max). TTFT = vision tower + selection +
+// projector + merge + LLM prefill up to the first token; throughput = generated tokens / total
+// generation time (the paper's definition, all rows of the batch); decode tok/s = tokens after
+// the first / decode time. Peak memory: the CUDA caching allocator's peak on GPU, the growth
+// of LibTorch's allocated CPU bytes (weights included) on CPU. The 100% row runs stock LLaVA-Next (no dropping); others run HiRED.
+#include "bench_plot.hpp"
+#include "cli_args.hpp"
+#include "hired/error.hpp"
+#include "hired/llava/model.hpp"
+#include "hired/llava/tokenizer.hpp"
+#include "reference_selection.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
+#include <c10/util/Exception.h>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#define HIRED_BENCH_CUDA 1
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using hired::check;
+using hired::fail;
+using hired::llava::LlavaNextConfig;
+using hired::llava::LlavaNextModel;
+
+constexpr std::string_view usage =
+    "usage: hired_bench [--preset mini|llava-next-7b | --model DIR] [--budgets 1.0,0.2]\n"
+    "                   [--batch 1[,4]] [--image PATH] [--device cpu|cuda] [--dtype fp32|fp16|bf16]\n"
+    "                   [--max-new-tokens 15] [--warmup 1] [--reps 3] [--alpha 0.5]\n"
+    "                   [--mode exact|reference] [--seed S] [--json FILE] [--plot FILE.png]\n"
+    "                   [--no-selection]\n"
+    "\n"
+    "Defaults: preset mini on CPU in fp32; llava-next-7b on CUDA in fp16 (the paper's P40\n"
+    "recipe); the bundled 600x600 image; 15 new tokens, greedy, EOS ignored.\n";
+
+struct Options {
+  std::string preset = "mini";
+  std::optional<fs::path> model_dir;
+  std::vector<double> budgets{1.0, 0.2};
+  std::vector<std::int64_t> batches{1};
+  fs::path image = HIRED_SAMPLE_IMAGE;
+  std::optional<at::Device> device;
+  std::optional<at::ScalarType> dtype;
+  std::int64_t max_new_tokens = 15, warmup = 1, reps = 3;
+  hired::DropConfig drop;
+  std::uint64_t seed = 0;
+  std::optional<fs::path> json, plot;
+  bool selection = true;
+};
+
+at::ScalarType parse_dtype(std::string_view text) {
+  if (text == "fp32") return at::kFloat;
+  if (text == "fp16") return at::kHalf;
+  if (text == "bf16") return at::kBFloat16;
+  fail("--dtype: '{}' is not fp32, fp16 or bf16", text);
+}
+
+std::string dtype_name(at::ScalarType t) {
+  return t == at::kFloat ? "fp32" : t == at::kHalf ? "fp16" : "bf16";
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  hired::cli::DropFlags drop;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> std::string_view {
+      check(i + 1 < argc, "{}: missing value", arg);
+      return argv[++i];
+    };
+    if (drop.consume(arg, value)) {
+      check(!drop.budget_given(), "{}: budgets are given by --budgets", arg);
+      continue;
+    }
+    if (arg == "--preset") o.preset = std::string(value());
+    else if (arg == "--model") o.model_dir = fs::path(value());
+    else if (arg == "--budgets") {
+      o.budgets = hired::cli::parse_list(arg, value(), hired::cli::parse_double);
+      for (const double b : o.budgets)
+        check(b > 0 && b <= 1, "--budgets: {} is outside (0, 1]", b);
+    } else if (arg == "--batch") {
+      o.batches = hired::cli::parse_list(arg, value(), hired::cli::parse_int);
+      for (const std::int64_t b : o.batches) check(b >= 1 && b <= 64, "--batch: {} is outside [1, 64]", b);
+    } else if (arg == "--image") o.image = fs::path(value());
+    else if (arg == "--device") {
+      const std::string_view d = value();
+      check(d == "cpu" || d == "cuda", "--device: '{}' is not cpu or cuda", d);
+      o.device = d == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA);
+    } else if (arg == "--dtype") o.dtype = parse_dtype(value());
+    else if (arg == "--max-new-tokens") {
+      o.max_new_tokens = hired::cli::parse_int(arg, value());
+      check(o.max_new_tokens >= 1, "--max-new-tokens: {} must be at least 1", o.max_new_tokens);
+    } else if (arg == "--warmup") {
+      o.warmup = hired::cli::parse_int(arg, value());
+      check(o.warmup >= 0, "--warmup: {} must be non-negative", o.warmup);
+    } else if (arg == "--reps") {
+      o.reps = hired::cli::parse_int(arg, value());
+      check(o.reps >= 1, "--reps: {} must be at least 1", o.reps);
+    } else if (arg == "--seed") {
+      const std::int64_t s = hired::cli::parse_int(arg, value());
+      check(s >= 0, "--seed: {} must be non-negative", s);
+      o.seed = static_cast<std::uint64_t>(s);
+    } else if (arg == "--json") o.json = fs::path(value());
+    else if (arg == "--plot") o.plot = fs::path(value());
+    else if (arg == "--no-selection") o.selection = false;
+    else if (arg == "--help" || arg == "-h") {
+      std::cout << usage;
+      std::exit(0);
+    } else fail("{}: unknown argument (see --help)", arg);
+  }
+  o.drop = drop.config();
+  std::sort(o.budgets.begin(), o.budgets.end(), std::greater<>());
+  o.budgets.erase(std::unique(o.budgets.begin(), o.budgets.end()), o.budgets.end());
+  if (o.budgets.front() != 1.0) o.budgets.insert(o.budgets.begin(), 1.0);  // the baseline row
+  const bool big = !o.model_dir && o.preset != "mini";
+  if (!o.device) o.device = big ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  if (!o.dtype) o.dtype = o.device->is_cuda() ? at::kHalf : at::kFloat;
+  check(o.device->is_cpu() || at::hasCUDA(), "--device cuda: this LibTorch build sees no CUDA device");
+  return o;
+}
+
+void say(const std::string& text) { fmt::print(stderr, "hired_bench: {}\n", text); }
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// --- memory -------------------------------------------------------------------------------
+
+/// Counts the bytes LibTorch holds on the CPU, so that a CPU row reports a peak of allocated
+/// bytes like the CUDA caching allocator's (peak RSS is no measure here: after the warm-up,
+/// glibc hands freed blocks back to the next run and the resident size barely moves).
+class CountingCpuAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t bytes) override {
+    // A 64-byte header before the data holds the size; the data keeps alloc_cpu's alignment,
+    // and data == context, as raw_allocate (used by oneDNN) requires.
+    auto* base = static_cast<std::byte*>(c10::alloc_cpu(bytes + kHeader));
+    std::memcpy(base, &bytes, sizeof bytes);
+    const std::int64_t now = current_ += static_cast<std::int64_t>(bytes);
+    for (std::int64_t peak = peak_; now > peak && !peak_.compare_exchange_weak(peak, now);) {
+    }
+    void* data = base + kHeader;
+    return {data, data, &release, c10::Device(c10::kCPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    std::memcpy(dest, src, count);
+  }
+  void reset_peak() { peak_ = current_.load(); }
+  std::int64_t peak() const { return peak_; }
+
+ private:
+  static constexpr std::size_t kHeader = 64;
+  static void release(void* data) {
+    if (data == nullptr) return;
+    auto* base = static_cast<std::byte*>(data) - kHeader;
+    std::size_t bytes = 0;
+    std::memcpy(&bytes, base, sizeof bytes);
+    instance().current_ -= static_cast<std::int64_t>(bytes);
+    c10::free_cpu(base);
+  }
+  static CountingCpuAllocator& instance();
+  std::atomic<std::int64_t> current_{0}, peak_{0};
+  friend CountingCpuAllocator& cpu_allocator();
+};
+
+CountingCpuAllocator& CountingCpuAllocator::instance() {
+  static CountingCpuAllocator allocator;
+  return allocator;
+}
+
+/// Installs the counting allocator on first use (before the weights, so they are counted).
+CountingCpuAllocator& cpu_allocator() {
+  static CountingCpuAllocator& allocator = [] () -> CountingCpuAllocator& {
+    c10::SetCPUAllocator(&CountingCpuAllocator::instance(), /*priority=*/100);
+    return CountingCpuAllocator::instance();
+  }();
+  return allocator;
+}
+
+/// Peak memory of one measured run, weights included: the CUDA caching allocator's peak of
+/// allocated bytes on a GPU, the counting allocator's on the CPU.
+class PeakMemory {
+ public:
+  explicit PeakMemory(const at::Device& device) : device_(device) {
+#ifdef HIRED_BENCH_CUDA
+    if (device_.is_cuda()) {
+      c10::cuda::device_synchronize();
+      c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index() < 0 ? 0 : device_.index());
+      return;
+    }
+#endif
+    cpu_allocator().reset_peak();
+  }
+  std::int64_t peak_bytes() const {
+#ifdef HIRED_BENCH_CUDA
+    if (device_.is_cuda()) {
+      c10::cuda::device_synchronize();
+      const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(
+          device_.index() < 0 ? 0 : device_.index());
+      return stats.allocated_bytes[0].peak;  // aggregate over pools
+    }
+#endif
+    return cpu_allocator().peak();
+  }
+
+ private:
+  at::Device device_;
+};
+
+void synchronize(const at::Device& device) {
+#ifdef HIRED_BENCH_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+  (void)device;
+#endif
+}
+
+// --- the FLOP ceiling ---------------------------------------------------------------------
+
+/// Multiply-adds x 2 of the vision tower on `partitions` partitions (layers up to the
+/// feature layer, attention included).
+double vision_flops(const LlavaNextConfig& c, std::int64_t partitions) {
+  const double d = double(c.vision.hidden_size), inter = double(c.vision.intermediate_size);
+  const double patches = double(c.vision.num_patches()), t = patches + 1;
+  const double patch_embed = 2 * patches * 3 * double(c.vision.patch_size * c.vision.patch_size) * d;
+  const double per_layer = 2 * t * (4 * d * d + 2 * d * inter) + 2 * 2 * t * t * d;
+  return double(partitions) * (patch_embed + double(c.vision_layers_run()) * per_layer);
+}
+
+/// The projector on `rows` visual tokens and the LLM prefill of one `tokens`-long sequence
+/// (causal attention: each position attends to itself and the earlier ones; logits of the
+/// last position only).
+double prefill_flops(const LlavaNextConfig& c, std::int64_t rows, std::int64_t tokens) {
+  const auto& t = c.text;
+  const double d = double(t.hidden_size), q = double(t.num_attention_heads * t.head_dim);
+  const double kv = double(t.num_key_value_heads * t.head_dim), l = double(tokens);
+  const double projector = 2 * double(rows) * (double(c.vision.hidden_size) * d + d * d);
+  const double per_layer = 2 * l * (d * q + 2 * d * kv + q * d + 3 * d * double(t.intermediate_size)) +
+                           2 * 2 * (l * (l + 1) / 2) * q;
+  return projector + double(t.num_hidden_layers) * per_layer + 2 * d * double(t.vocab_size);
+}
+
+// --- one measured run ---------------------------------------------------------------------
+
+struct Run {
+  double ttft = 0, total = 0, decode = 0, vision = 0;
+  std::int64_t generated = 0;       // tokens over the whole batch
+  std::int64_t visual_tokens = 0;   // per image (all images of a row are the same)
+  std::int64_t image_rows = 0;      // per image, newline rows included
+  std::int64_t prompt_tokens = 0;   // per sequence
+  std::int64_t peak_bytes = 0;
+};
+
+Run run_once(const LlavaNextModel& model, const hired::llava::ImageInputs& images,
+             const std::vector<std::vector<std::int64_t>>& prompts, const hired::TokenDropper* dropper,
+             std::int64_t new_tokens) {
+  const at::Device device = model.options().device;
+  PeakMemory memory(device);
+  synchronize(device);
+  const auto start = std::chrono::steady_clock::now();
+  const hired::llava::EncodedImages encoded = model.encode_images(images, dropper);
+  const hired::llava::PromptEmbeddings input = model.merge(prompts, encoded);
+  synchronize(device);
+  const double encode = seconds_since(start);
+  hired::llava::GenerationOptions options;
+  options.max_new_tokens = new_tokens;
+  options.stop_at_eos = false;  // the paper's fixed 15 new tokens
+  const hired::llava::Generation out =
+      hired::llava::generate_greedy(model.language(), input.embeds, input.lengths, options);
+  synchronize(device);
+  Run r;
+  r.ttft = encode + out.prefill_seconds;
+  r.total = encode + out.total_seconds;
+  r.decode = out.total_seconds - out.prefill_seconds;
+  r.vision = encoded.vision_seconds;
+  for (const auto& tokens : out.tokens) r.generated += static_cast<std::int64_t>(tokens.size());
+  r.visual_tokens = encoded.rows.visual_tokens.front();
+  r.image_rows = encoded.rows.lengths[0].item<std::int64_t>();
+  r.prompt_tokens = *std::max_element(input.lengths.begin(), input.lengths.end());
+  r.peak_bytes = memory.peak_bytes();
+  return r;
+}
+
+// --- rows ---------------------------------------------------------------------------------
+
+struct Stat {
+  double median = 0, min = 0, max = 0;
+  static Stat of(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
+  }
+};
+
+struct Row {
+  double budget = 1;
+  std::int64_t batch = 1;
+  bool out_of_memory = false;
+  std::string error;
+  std::int64_t visual_tokens = 0, image_rows = 0, prompt_tokens = 0;
+  Stat ttft, throughput, decode_rate, vision;
+  std::int64_t peak_bytes = 0;
+  double flops = 0, ceiling = 1;  // ceiling: FLOPs of the batch's 100% row / this row's
+};
+
+Row measure(const LlavaNextModel& model, const Options& o, double budget, std::int64_t batch,
+            const hired::llava::ImageInputs& one_image, const std::vector<std::int64_t>& prompt) {
+  Row row;
+  row.budget = budget;
+  row.batch = batch;
+  hired::llava::ImageInputs images;
+  images.pixel_values = one_image.pixel_values.repeat({batch, 1, 1, 1});
+  images.image_sizes = one_image.image_sizes.repeat({batch, 1});
+  images.num_partitions = one_image.num_partitions.repeat({batch});
+  const std::vector<std::vector<std::int64_t>> prompts(static_cast<std::size_t>(batch), prompt);
+  std::optional<hired::TokenDropper> dropper;
+  if (budget < 1.0) {
+    hired::DropConfig c = o.drop;
+    c.budget = hired::Budget::rate(budget);
+    dropper.emplace(c);
+  }
+  std::vector<double> ttft, throughput, decode_rate, vision;
+  try {
+    for (std::int64_t i = 0; i < o.warmup + o.reps; ++i) {
+      say(fmt::format("batch {} budget {:.0f}%: {} {}/{}", batch, budget * 100,
+                      i < o.warmup ? "warm-up" : "run", i < o.warmup ? i + 1 : i - o.warmup + 1,
+                      i < o.warmup ? o.warmup : o.reps));
+      const Run r = run_once(model, images, prompts, dropper ? &*dropper : nullptr, o.max_new_tokens);
+      if (i < o.warmup) continue;
+      ttft.push_back(r.ttft);
+      throughput.push_back(double(r.generated) / r.total);
+      decode_rate.push_back(double(r.generated - batch) / std::max(r.decode, 1e-9));
+      vision.push_back(r.vision);
+      row.visual_tokens = r.visual_tokens;
+      row.image_rows = r.image_rows;
+      row.prompt_tokens = r.prompt_tokens;
+      row.peak_bytes = std::max(row.peak_bytes, r.peak_bytes);
+    }
+  } catch (const c10::OutOfMemoryError& e) {
+    row.out_of_memory = true;
+    row.error = "out of memory";
+    say(fmt::format("batch {} budget {:.0f}%: out of memory", batch, budget * 100));
+    return row;
+  }
+  row.ttft = Stat::of(ttft);
+  row.throughput = Stat::of(throughput);
+  row.decode_rate = Stat::of(decode_rate);
+  row.vision = Stat::of(vision);
+  const std::int64_t partitions = one_image.num_partitions.sum().item<std::int64_t>() * batch;
+  row.flops = vision_flops(model.config(), partitions) +
+              double(batch) * prefill_flops(model.config(), row.visual_tokens, row.prompt_tokens);
+  return row;
+}
+
+// --- selection overhead -------------------------------------------------------------------
+
+struct SelectionOverhead {
+  Stat hired, reference;
+};
+
+/// hired's selection against the published formulation at the paper's shapes (one 600x600
+/// image, 16 heads, head dim 64, width 1024), on the benchmark's device; checked equal first.
+SelectionOverhead measure_selection(const Options& o) {
+  say("selection overhead: hired vs the published formulation (paper shapes, batch 1)");
+  const at::TensorOptions options = at::TensorOptions(at::kFloat).device(*o.device);
+  at::manual_seed(static_cast<std::int64_t>(o.seed));
+  const auto in = hired_bench::SelectionInputs::paper_shapes(1, options);
+  hired::DropConfig c = o.drop;
+  c.mode = hired::Mode::reference;  // the formulation's arithmetic, for the equality check
+  c.newline = hired::NewlinePolicy::none;
+  c.budget = hired::Budget::rate(0.2);
+  const hired::TokenDropper reference_mode(c);
+  check(at::equal(hired_bench::hired_selection(in, reference_mode),
+                  hired_bench::reference_selection(in, 0.2, c.alpha)),
+        "selection: hired and the reference formulation disagree");
+  hired::DropConfig exact = o.drop;
+  exact.newline = hired::NewlinePolicy::none;
+  exact.budget = hired::Budget::rate(0.2);
+  const hired::TokenDropper dropper(exact);
+  std::vector<double> ours, theirs;
+  for (std::int64_t i = 0; i < o.warmup + std::max<std::int64_t>(o.reps, 5); ++i) {
+    auto t = std::chrono::steady_clock::now();
+    (void)hired_bench::hired_selection(in, dropper);
+    synchronize(*o.device);
+    const double a = seconds_since(t);
+    t = std::chrono::steady_clock::now();
+    (void)hired_bench::reference_selection(in, 0.2, c.alpha);
+    synchronize(*o.device);
+    const double b = seconds_since(t);
+    if (i >= o.warmup) ours.push_back(a), theirs.push_back(b);
+  }
+  return {Stat::of(ours), Stat::of(theirs)};
+}
+
+// --- output -------------------------------------------------------------------------------
+
+std::string spread(const Stat& s, const char* format_spec = "{:.3f}") {
+  return fmt::format(fmt::runtime(std::string(format_spec) + " ({}..{})"), s.median,
+                     fmt::format(fmt::runtime(format_spec), s.min),
+                     fmt::format(fmt::runtime(format_spec), s.max));
+}
+
+void print_table(const std::vector<Row>& rows) {
+  fmt::print("{:>5} {:>6} {:>7} {:>7} {:>24} {:>22} {:>9} {:>10} {:>7} {:>7} {:>7} {:>8} {:>9}\n",
+             "batch", "budget", "visual", "LLM in", "TTFT s (min..max)", "throughput tok/s",
+             "decode/s", "peak MiB", "TTFT x", "thru x", "mem x", "ceiling", "achieved");
+  const Row* base = nullptr;
+  for (const Row& r : rows) {
+    if (r.budget == 1.0) base = &r;
+    if (r.out_of_memory) {
+      fmt::print("{:>5} {:>5.0f}% {:>7}  out of memory\n", r.batch, r.budget * 100, "-");
+      continue;
+    }
+    const bool ratios = base && !base->out_of_memory;
+    const double ttft_x = ratios ? base->ttft.median / r.ttft.median : 0;
+    fmt::print("{:>5} {:>5.0f}% {:>7} {:>7} {:>24} {:>22} {:>9.1f} {:>10.1f} {:>7} {:>7} {:>7} {:>8} {:>9}\n",
+               r.batch, r.budget * 100, r.visual_tokens * r.batch, r.prompt_tokens, spread(r.ttft),
+               spread(r.throughput, "{:.2f}"), r.decode_rate.median, double(r.peak_bytes) / (1 << 20),
+               ratios ? fmt::format("{:.2f}", ttft_x) : "-",
+               ratios ? fmt::format("{:.2f}", r.throughput.median / base->throughput.median) : "-",
+               ratios && base->peak_bytes > 0 ? fmt::format("{:.2f}", double(r.peak_bytes) / double(base->peak_bytes)) : "-",
+               ratios ? fmt::format("{:.2f}", r.ceiling) : "-",
+               ratios ? fmt::format("{:.2f}", ttft_x / r.ceiling) : "-");
+  }
+}
+
+nlohmann::json row_json(const Row& r) {
+  nlohmann::json j = {{"budget_rate", r.budget}, {"batch", r.batch}};
+  if (r.out_of_memory) {
+    j["error"] = r.error;
+    return j;
+  }
+  j.update({{"visual_tokens", r.visual_tokens * r.batch},
+            {"llm_input_tokens", r.prompt_tokens},
+            {"ttft_s", r.ttft.median},
+            {"ttft_min_s", r.ttft.min},
+            {"ttft_max_s", r.ttft.max},
+            {"throughput_tok_s", r.throughput.median},
+            {"decode_tok_s", r.decode_rate.median},
+            {"peak_mem_bytes", r.peak_bytes},
+            {"vision_s", r.vision.median},
+            {"prefill_flops", r.flops},
+            {"ttft_ceiling_speedup", r.ceiling}});
+  return j;
+}
+
+int run(const Options& o) {
+  if (o.device->is_cpu()) cpu_allocator();  // before the weights, so they are counted
+  const hired::llava::WeightOptions weights{*o.dtype, *o.device};
+  std::optional<hired::llava::Tokenizer> tokenizer;
+  const auto start = std::chrono::steady_clock::now();
+  const LlavaNextModel model = [&] {
+    if (o.model_dir) {
+      say(fmt::format("loading {}", o.model_dir->string()));
+      if (fs::exists(*o.model_dir / "tokenizer.model"))
+        tokenizer = hired::llava::Tokenizer::load_dir(*o.model_dir);
+      return LlavaNextModel::load(*o.model_dir, weights);
+    }
+    say(fmt::format("preset {} with random weights (seed {}), {} on {}", o.preset, o.seed,
+                    dtype_name(*o.dtype), o.device->str()));
+    return LlavaNextModel::random(LlavaNextConfig::preset(o.preset), o.seed, weights);
+  }();
+  say(fmt::format("model ready in {:.1f} s", seconds_since(start)));
+  const std::filesystem::path image_path[] = {o.image};
+  hired::llava::ImageInputs image = hired::llava::read_images(image_path, model.config());
+  image.pixel_values = image.pixel_values.to(*o.device, *o.dtype);
+  const std::vector<std::int64_t> prompt =
+      tokenizer ? tokenizer->encode_prompt(hired::llava::default_prompt(1), model.config().image_token_id)
+                : hired::llava::default_prompt_ids(1, model.config());
+
+  std::vector<Row> rows;
+  for (const std::int64_t batch : o.batches) {
+    const std::size_t first = rows.size();
+    for (const double budget : o.budgets) rows.push_back(measure(model, o, budget, batch, image, prompt));
+    for (std::size_t i = first; i < rows.size(); ++i)
+      if (!rows[i].out_of_memory && !rows[first].out_of_memory && rows[i].flops > 0)
+        rows[i].ceiling = rows[first].flops / rows[i].flops;
+  }
+  std::optional<SelectionOverhead> selection;
+  if (o.selection) selection = measure_selection(o);
+
+  const auto& c = model.config();
+  fmt::print("hired_bench: {} ({}), {} on {}, {} image {}, {} new tokens, greedy; medians of {} runs after {} warm-up\n",
+             o.model_dir ? o.model_dir->string() : o.preset, o.model_dir ? "weights" : "random weights",
+             dtype_name(*o.dtype), o.device->str(), o.image.filename().string(),
+             fmt::format("({} partitions)", image.num_partitions.sum().item<std::int64_t>()),
+             o.max_new_tokens, o.reps, o.warmup);
+  fmt::print("vision {}x{} ({} of {} layers run), LLM {} layers width {}, HiRED {} mode alpha {}\n\n",
+             c.vision.hidden_size, c.vision.num_attention_heads, c.vision_layers_run(),
+             c.vision.num_hidden_layers, c.text.num_hidden_layers, c.text.hidden_size,
+             hired::to_string(o.drop.mode), o.drop.alpha);
+  print_table(rows);
+  fmt::print("\nTTFT x / thru x / mem x: against the batch's 100% row (stock LLaVA-Next). ceiling: the\n"
+             "TTFT speedup the FLOPs allow (vision + projector + LLM prefill); achieved = TTFT x / ceiling.\n");
+  nlohmann::json selection_json = nullptr;
+  if (selection) {
+    const double vision_s = rows.front().out_of_memory ? 0 : rows.front().vision.median;
+    fmt::print("\nselection (paper shapes: 5 x 577 tokens, 16 heads, d 64, width 1024; median of {}):\n"
+               "  hired {:.3f} ms, published formulation {:.3f} ms: {:.0f}x faster",
+               std::max<std::int64_t>(o.reps, 5), selection->hired.median * 1e3,
+               selection->reference.median * 1e3, selection->reference.median / selection->hired.median);
+    if (vision_s > 0)
+      fmt::print("; {:.2f}% of this model's vision tower ({:.3f} s per image batch)",
+                 100 * selection->hired.median / vision_s, vision_s);
+    fmt::print("\n");
+    selection_json = {{"hired_s", selection->hired.median},
+                      {"reference_s", selection->reference.median},
+                      {"speedup", selection->reference.median / selection->hired.median},
+                      {"vision_tower_s", vision_s}};
+  }
+  if (o.json) {
+    nlohmann::json config = {{"model", o.model_dir ? o.model_dir->string() : o.preset},
+                             {"random_weights", !o.model_dir}, {"device", o.device->str()},
+                             {"dtype", dtype_name(*o.dtype)}, {"image", o.image.string()},
+                             {"max_new_tokens", o.max_new_tokens}, {"warmup", o.warmup},
+                             {"reps", o.reps}, {"mode", hired::to_string(o.drop.mode)},
+                             {"alpha", o.drop.alpha}, {"seed", o.seed}};
+    nlohmann::json out = {{"config", config}, {"rows", nlohmann::json::array()},
+                          {"selection", selection_json}};
+    for (const Row& r : rows) out["rows"].push_back(row_json(r));
+    std::ofstream(*o.json) << out.dump(2) << "\n";
+    say(fmt::format("wrote {}", o.json->string()));
+  }
+  if (o.plot) {
+    std::vector<hired_bench::PlotPoint> points;
+    for (const Row& r : rows)
+      if (!r.out_of_memory) points.push_back({r.budget, r.batch, r.ttft.median, r.throughput.median});
+    hired_bench::write_plot(*o.plot, points);
+    say(fmt::format("wrote {}", o.plot->string()));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const hired::Error& e) {
+    std::fprintf(stderr, "hired_bench: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hired_bench: internal error: %s\n", e.what());
+    return 1;
+  }
+}

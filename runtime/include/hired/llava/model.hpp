@@ -1,0 +1,100 @@
+// LLaVA-Next end to end: CLIP vision tower (CLS rows captured in the same pass), HiRED or stock
+// packing, projector, the merge of image rows at the prompt's image tokens, greedy decoding.
+//
+//   auto model = hired::llava::LlavaNextModel::load("llava-v1.6-vicuna-7b-hf", {at::kHalf, at::kCUDA});
+//   hired::TokenDropper dropper(config);             // or nullptr for stock LLaVA-Next
+//   auto images = model.encode_images({pixel_values, image_sizes, num_partitions}, &dropper);
+//   auto prompt = model.merge({prompt_ids}, images);
+//   auto out = generate_greedy(model.language(), prompt.embeds, prompt.lengths, {});
+#pragma once
+
+#include "hired/llava/config.hpp"
+#include "hired/llava/language.hpp"
+#include "hired/llava/vision.hpp"
+#include "hired/llava/weights.hpp"
+#include "hired/llava_next.hpp"
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace hired::llava {
+
+/// Preprocessed images of a batch (see preprocess.hpp).
+struct ImageInputs {
+  at::Tensor pixel_values;    // [sum P, 3, S, S], any float dtype
+  at::Tensor image_sizes;     // [I, 2] int64: original (height, width)
+  at::Tensor num_partitions;  // [I] int64: 1 + tiles of each image
+};
+
+/// Image rows for the language model, and what producing them cost.
+struct EncodedImages {
+  LlavaNextImageRows rows;        // [rows, Dt] in packing order, lengths per image
+  double vision_seconds = 0;      // vision tower (with CLS-row capture)
+  double projection_seconds = 0;  // selection + projector + packing
+};
+
+/// The language model's input for a batch of prompts.
+struct PromptEmbeddings {
+  at::Tensor embeds;                  // [B, L_max, D], each row's tokens first, zeros after
+  std::vector<std::int64_t> lengths;  // [B]: valid positions of each row
+};
+
+/// Image files through LLaVA-Next's preprocessing (preprocess.hpp) as one batch, in order.
+ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config);
+
+/// Preprocessed images from a safetensors file: `pixel_values` [sum P, 3, S, S] (F32/F16/BF16)
+/// and `image_sizes` [I, 2] (height, width); partitions follow from the sizes and the config's
+/// grid pinpoints. Errors name the file and the tensor.
+ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNextConfig& config);
+
+/// Vicuna's one-turn chat prompt with one `<image>` per image:
+/// "USER: <image>\nWhat is shown in this image? ASSISTANT:".
+std::string default_prompt(std::int64_t images);
+
+/// The same without a tokenizer (random weights): BOS, the image tokens, and stand-in text ids
+/// of about the length Vicuna's tokenizer gives the default prompt.
+std::vector<std::int64_t> default_prompt_ids(std::int64_t images, const LlavaNextConfig& config);
+
+class LlavaNextModel {
+ public:
+  LlavaNextModel(LlavaNextConfig config, Weights& weights);
+
+  /// A llava-hf directory: config.json and the safetensors weights.
+  static LlavaNextModel load(const std::filesystem::path& dir, WeightOptions options = {});
+  /// The architecture of `config` with seeded random weights.
+  static LlavaNextModel random(const LlavaNextConfig& config, std::uint64_t seed,
+                               WeightOptions options = {});
+
+  const LlavaNextConfig& config() const { return config_; }
+  const WeightOptions& options() const { return options_; }
+  const VisionTower& vision() const { return *vision_; }
+  const LanguageModel& language() const { return *language_; }
+  /// The projector as the splice calls it: [M, Dv] -> [M, Dt].
+  at::Tensor project(const at::Tensor& features) const;
+  const at::Tensor& image_newline() const { return image_newline_; }
+
+  /// The vision tower, then HiRED with `dropper` (CLS rows of layer 0 and of the feature layer)
+  /// or, when `dropper` is null, stock LLaVA-Next packing; the projector sees only kept tokens.
+  EncodedImages encode_images(const ImageInputs& images, const TokenDropper* dropper) const;
+
+  /// Each prompt's image tokens replaced, in order, by the next image's rows. Every image must
+  /// be used exactly once; a prompt may hold several image tokens or none.
+  PromptEmbeddings merge(std::span<const std::vector<std::int64_t>> prompts,
+                         const EncodedImages& images) const;
+
+ private:
+  LlavaNextConfig config_;
+  WeightOptions options_;
+  std::shared_ptr<VisionTower> vision_;
+  std::shared_ptr<Projector> projector_;
+  std::shared_ptr<LanguageModel> language_;
+  at::Tensor image_newline_;
+};
+
+}  // namespace hired::llava
