@@ -30,7 +30,7 @@ using hired::fail;
 constexpr std::string_view usage =
     "usage: hired_generate (--model DIR | --preset mini|llava-next-7b --random-weights [--seed S])\n"
     "                      (--image PATH [--image PATH ...] | --pixel-values FILE.safetensors)\n"
-    "                      [--prompt TEXT | --prompt-ids 1,2,3] [--max-new-tokens N]\n"
+    "                      [--prompt TEXT | --prompt-ids 1,2,3] [--max-new-tokens N] [--ignore-eos]\n"
     "                      [--budget-rate R | --budget-tokens T] [--alpha A]\n"
     "                      [--mode exact|reference] [--newline every_row|kept_rows|none]\n"
     "                      [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--dump FILE.safetensors]\n"
@@ -42,7 +42,8 @@ constexpr std::string_view usage =
     "\"USER: <image>\\nWhat is shown in this image? ASSISTANT:\" (with a tokenizer), or a\n"
     "stand-in of the same length in ids. --pixel-values reads pixel_values [sum P, 3, 336, 336]\n"
     "and image_sizes [B, 2] (height, width). --dump writes the prefill logits, the kept\n"
-    "indices and the packed image features.\n";
+    "indices and the packed image features. Generation stops at EOS or after --max-new-tokens\n"
+    "(15); --ignore-eos always generates that many.\n";
 
 struct Options {
   std::optional<fs::path> model_dir;
@@ -54,6 +55,7 @@ struct Options {
   std::optional<std::string> prompt;
   std::optional<std::vector<std::int64_t>> prompt_ids;
   std::int64_t max_new_tokens = 15;
+  bool ignore_eos = false;
   std::optional<hired::DropConfig> drop;
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
@@ -93,7 +95,8 @@ Options parse(int argc, char** argv) {
     else if (arg == "--max-new-tokens") {
       o.max_new_tokens = hired::cli::parse_int(arg, value());
       check(o.max_new_tokens >= 1, "--max-new-tokens: {} must be at least 1", o.max_new_tokens);
-    } else if (arg == "--dtype") o.dtype = parse_dtype(value());
+    } else if (arg == "--ignore-eos") o.ignore_eos = true;
+    else if (arg == "--dtype") o.dtype = parse_dtype(value());
     else if (arg == "--device") {
       const std::string_view d = value();
       check(d == "cpu" || d == "cuda", "--device: '{}' is not cpu or cuda", d);
@@ -183,6 +186,7 @@ int run(const Options& o) {
 
   hired::llava::GenerationOptions generation;
   generation.max_new_tokens = o.max_new_tokens;
+  generation.stop_at_eos = !o.ignore_eos;
   const hired::llava::Generation out =
       hired::llava::generate_greedy(model.language(), input.embeds, input.lengths, generation);
   const double ttft = encode_seconds + out.prefill_seconds, total = encode_seconds + out.total_seconds;
