@@ -357,6 +357,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
           local[rows_above] += rows;
       }
     }
+    HIRED_UNROLL  // constant indices keep local[] in registers
     for (int s = 0; s < sum_count; ++s)
       if (local[s] != 0) atomicAdd(&sums[s], static_cast<unsigned long long>(local[s]));
     if (flags != 0) atomicOr(&status_bits, flags);
@@ -485,20 +486,20 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   if (!copying) return;
   const std::int64_t begin = std::int64_t{blockIdx.y} * p.chunk;
   const std::int64_t end = begin + p.chunk < p.dim ? begin + p.chunk : p.dim;
-  const std::int64_t width = end - begin;
-  if (width <= 0) return;
+  if (end <= begin) return;
   const Word* const features = static_cast<const Word*>(p.features);
   const Word* const newline = static_cast<const Word*>(p.image_newline);
   Word* const packed = static_cast<Word*>(p.packed);
   const std::int64_t dim = p.dim;
-  // Flattened (item, column): consecutive threads copy consecutive words of a row.
-  const std::int64_t words = items * width - (HIRED_TEST_FAULT(pack_gather_off_by_one) ? 1 : 0);
-  for (std::int64_t e = tid; e < words; e += BlockThreads) {
-    const std::int64_t i = e / width, column = begin + e % width;
-    const std::int64_t source = item_source[i];
-    if (item_pos[i] < 0 || item_pos[i] >= p.rows_capacity) continue;
-    packed[item_pos[i] * dim + column] =
-        source >= 0 ? features[source * p.feature_row_stride + column] : newline[column];
+  // Item by item, the block's threads over the columns: coalesced, and no 64-bit division.
+  const std::int64_t last_end = HIRED_TEST_FAULT(pack_gather_off_by_one) ? end - 1 : end;
+  for (std::int32_t i = 0; i < items; ++i) {
+    const std::int64_t source = item_source[i], row = item_pos[i];
+    if (row < 0 || row >= p.rows_capacity) continue;
+    const Word* const from = source >= 0 ? features + source * p.feature_row_stride : newline;
+    const std::int64_t stop = i == items - 1 ? last_end : end;
+    for (std::int64_t column = begin + tid; column < stop; column += BlockThreads)
+      packed[row * dim + column] = from[column];
   }
 }
 
