@@ -37,6 +37,7 @@ struct FusedCase {
   int heads = 2;
   int feature_bytes = 4;  // 2: f16/bf16 words, 4: f32 words
   int dim = 8, chunk = 8;
+  int row_padding = 0;  // feature rows are dim + row_padding words apart
   Squeeze squeeze = Squeeze::none;
 };
 
@@ -163,15 +164,15 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
 
   // Features: random words; the host gather.
   std::uniform_int_distribution<std::uint32_t> bits;
-  const std::int64_t dim = c.dim;
-  std::vector<Word> features(static_cast<std::size_t>(rows * tokens * dim)), newline(dim);
+  const std::int64_t dim = c.dim, stride = c.dim + c.row_padding;  // padding words: never read
+  std::vector<Word> features(static_cast<std::size_t>(rows * tokens * stride)), newline(dim);
   for (Word& w : features) w = static_cast<Word>(bits(rng));
   for (Word& w : newline) w = static_cast<Word>(bits(rng));
   std::vector<Word> expected_packed(static_cast<std::size_t>(rows_total * dim));
   for (std::int64_t r = 0; r < rows_total; ++r) {
     const std::int64_t source = pack->rows[r];
     for (std::int64_t d = 0; d < dim; ++d)
-      expected_packed[r * dim + d] = source >= 0 ? features[source * dim + d] : newline[d];
+      expected_packed[r * dim + d] = source >= 0 ? features[source * stride + d] : newline[d];
   }
 
   // The kernels, capacities exact unless squeezed (an empty output cannot be).
@@ -219,7 +220,7 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
                            .kept_offsets = kept_offsets.data(),
                            .partition_offsets = partition_offsets.data(),
                            .features = features.data(),
-                           .feature_row_stride = dim,
+                           .feature_row_stride = stride,
                            .image_newline = newline.data(),
                            .dim = c.dim,
                            .chunk = c.chunk,

@@ -6,8 +6,8 @@
 // Random batches cover both modes, the three newline policies, heavy score ties, budgets of 0
 // tokens up to beyond P * N, P = 1 (with and without an image size), odd N, heterogeneous
 // batches (different P and image sizes in one launch), f32/f16/bf16 attention, 2- and 4-byte
-// feature words, several column chunks, both schedules and strict mode, and capacities
-// squeezed one below the need (status set, nothing written past the end).
+// feature words, padded feature rows, several column chunks, both schedules and strict mode,
+// and capacities squeezed one below the need (status set, nothing written past the end).
 //
 // Cost: ~5-10 us per thread hand-over in the emulator, two top-k per partition: 32- and
 // 64-thread blocks, small token grids, mostly one to three partitions per image.
@@ -105,6 +105,7 @@ FusedCase random_case(std::mt19937& rng, Mode mode, int index) {
   c.heads = std::uniform_int_distribution<int>(1, 3)(rng);
   c.feature_bytes = index % 2 == 0 ? 4 : 2;
   c.dim = std::uniform_int_distribution<int>(1, 12)(rng);
+  c.row_padding = index % 4 == 1 ? 3 : 0;
   c.chunk = std::uniform_int_distribution<int>(0, 2)(rng) == 0
                 ? std::uniform_int_distribution<int>(1, c.dim)(rng)
                 : c.dim;
