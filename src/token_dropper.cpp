@@ -16,10 +16,14 @@
 #include "hired/kernels/plan.hpp"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <numeric>
+#include <string>
 #endif
 
 #include <algorithm>
@@ -77,10 +81,21 @@ struct DeviceSelection {
   VisionGrid vision;
   std::vector<ImageLayout> layouts;
   at::Tensor init, final_attention;  // as the kernels read them (for error messages)
-  at::Tensor staging, staging_requested;  // pinned host sources of the uploads (see upload)
-  at::Tensor images;                 // the BudgetImages on the device
+  at::Tensor images;                 // the BudgetImages on the device (PlanCache's)
   at::Tensor workspace;              // select_kernel's output, pack_kernel's input
   at::Tensor status;                 // int32 [1], written by select()'s pack_kernel launch
+};
+
+/// Device copies of the BudgetImages and requested budgets of the layouts seen so far, keyed
+/// by their values and the device. Bounded: cleared when it grows past kLimit layouts.
+struct PlanCache {
+  struct Entry {
+    at::Tensor images, requested;      // on the device
+    at::Tensor staging, staging_requested;  // their pinned sources, alive while copies run
+  };
+  static constexpr std::size_t kLimit = 256;
+  std::mutex mutex;
+  std::map<std::string, Entry> entries;
 };
 
 }  // namespace detail
@@ -88,6 +103,26 @@ struct DeviceSelection {
 namespace {
 
 namespace K = kernels;
+
+/// The cache key of a plan on a device: every field that reaches the device (not the raw
+/// struct bytes, whose padding is indeterminate).
+std::string plan_key(const K::SelectionPlan& plan, const at::Device& device) {
+  std::string key;
+  const auto add = [&key](std::int64_t v) {
+    key.append(reinterpret_cast<const char*>(&v), sizeof v);
+  };
+  add(device.index());
+  for (const K::BudgetImage& i : plan.images)
+    for (const std::int64_t v :
+         {i.offset, std::int64_t{i.partitions}, std::int64_t{i.grid_rows},
+          std::int64_t{i.grid_cols}, i.total, std::int64_t{i.box.row_begin},
+          std::int64_t{i.box.row_end}, std::int64_t{i.box.col_begin}, std::int64_t{i.box.col_end},
+          std::int64_t{i.resized_height}, std::int64_t{i.resized_width}, std::int64_t{i.pad_top},
+          std::int64_t{i.pad_left}})
+      add(v);
+  for (const std::int64_t v : plan.requested) add(v);
+  return key;
+}
 
 bool kernel_dtype(at::ScalarType t) {
   return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
@@ -98,8 +133,7 @@ void check_launch(cudaError_t error, const char* what) {
 }
 
 /// Host bytes to the device on the current stream without a synchronisation: through a
-/// pinned buffer (which the caller keeps alive as long as a captured graph may replay the
-/// copy), never from pageable memory.
+/// pinned buffer (kept by the caller), never from pageable memory.
 at::Tensor upload(const void* data, std::int64_t bytes, const at::Device& device,
                   at::Tensor& staging) {
   staging = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
@@ -156,7 +190,7 @@ K::PackParams pack_params(const detail::DeviceSelection& d, NewlinePolicy policy
 
 TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& final_cls_attn,
                            std::vector<ImageLayout> layouts, const VisionGrid& vision,
-                           const DropConfig& config) {
+                           const DropConfig& config, detail::PlanCache& cache) {
   const at::Device device = init_cls_attn.device();
   const c10::cuda::CUDAGuard guard(device);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
@@ -173,9 +207,35 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
   if (type != final_cls_attn.scalar_type() || !kernel_dtype(type)) type = at::kFloat;
   d->init = init_cls_attn.to(type).contiguous();
   d->final_attention = final_cls_attn.to(type).contiguous();
-  d->images = upload(plan.images.data(),
-                     static_cast<std::int64_t>(plan.images.size() * sizeof(K::BudgetImage)),
-                     device, d->staging);
+  at::Tensor requested;
+  {
+    const std::lock_guard lock(cache.mutex);
+    auto [entry, fresh] = cache.entries.try_emplace(plan_key(plan, device));
+    if (fresh) {
+      if (cache.entries.size() > detail::PlanCache::kLimit) {
+        detail::PlanCache::Entry keep = std::move(entry->second);
+        const std::string key = entry->first;
+        cache.entries.clear();
+        entry = cache.entries.emplace(key, std::move(keep)).first;
+      }
+      detail::PlanCache::Entry& e = entry->second;
+      e.images = upload(plan.images.data(),
+                        static_cast<std::int64_t>(plan.images.size() * sizeof(K::BudgetImage)),
+                        device, e.staging);
+      e.requested = upload(plan.requested.data(),
+                           static_cast<std::int64_t>(plan.requested.size() * sizeof(std::int64_t)),
+                           device, e.staging_requested)
+                        .view(at::kLong);
+    }
+    d->images = entry->second.images;
+    requested = entry->second.requested;
+  }
+  // Used on this stream: the allocator must not hand the memory out before these kernels are
+  // done with it, should the cache drop the entry meanwhile.
+  c10::cuda::CUDACachingAllocator::recordStream(d->images.storage().data_ptr(),
+                                                at::cuda::getCurrentCUDAStream(device.index()));
+  c10::cuda::CUDACachingAllocator::recordStream(requested.storage().data_ptr(),
+                                                at::cuda::getCurrentCUDAStream(device.index()));
   d->workspace = at::empty({plan.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(device));
   d->status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
   check_launch(type == at::kFloat  ? launch_select_as<K::Element::f32>(*d, stream)
@@ -201,10 +261,7 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
   pack.totals = totals.data_ptr<std::int64_t>();
   pack.status = reinterpret_cast<unsigned*>(d->status.data_ptr<std::int32_t>());
   check_launch(K::launch_pack(pack, 4, stream), "pack_kernel (CSR)");
-  out.requested = upload(plan.requested.data(),
-                         static_cast<std::int64_t>(plan.requested.size() * sizeof(std::int64_t)),
-                         device, d->staging_requested)
-                      .view(at::kLong);
+  out.requested = requested.clone();  // the cached copy stays the cache's
   if (!plan.kept_known()) {  // the one synchronisation of reference mode
     const at::Tensor host_totals = totals.cpu();
     raise_status(d->status.item<std::int32_t>(), *d, config.newline);
@@ -344,7 +401,12 @@ std::vector<ImageLayout> image_layouts(const ImageBatch& images) {
   return describe_images({partitions, grids, sizes, images.grid_pinpoints, images.tile_px});
 }
 
-TokenDropper::TokenDropper(DropConfig config) : config_(config) { config_.validate(); }
+TokenDropper::TokenDropper(DropConfig config) : config_(config) {
+  config_.validate();
+#if HIRED_CUDA_DISPATCH
+  cache_ = std::make_shared<detail::PlanCache>();
+#endif
+}
 
 TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
                                     const at::Tensor& final_cls_attn,
@@ -366,7 +428,8 @@ TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
   const VisionGrid vision = vision_grid_for(init_cls_attn.size(2) - 1, images.tile_px);
 #if HIRED_CUDA_DISPATCH
   if (init_cls_attn.is_cuda())
-    return select_cuda(init_cls_attn, final_cls_attn, std::move(layouts), vision, config_);
+    return select_cuda(init_cls_attn, final_cls_attn, std::move(layouts), vision, config_,
+                       *cache_);
 #endif
 
   Selection host = select_tokens(head_sums(init_cls_attn, "init_cls_attn"),

@@ -55,6 +55,7 @@ class HostSelection {
 
 namespace detail {
 struct DeviceSelection;  // what a CUDA selection keeps for gather (token_dropper.cpp)
+struct PlanCache;        // per-layout device parameters of the CUDA path (token_dropper.cpp)
 }
 
 /// The selection as int64 tensors on the attention's device (CSR), plus its host copy.
@@ -107,6 +108,9 @@ class TokenDropper {
 
  private:
   DropConfig config_;
+  // CUDA path: the device copy of each batch layout's kernel parameters, uploaded once, so a
+  // repeated layout (a warm-up before CUDA graph capture) needs no host-to-device copy.
+  std::shared_ptr<detail::PlanCache> cache_;
 };
 
 /// The CLS query's attention row of one layer from its query and key projections
