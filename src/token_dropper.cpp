@@ -16,6 +16,7 @@
 #include "hired/kernels/plan.hpp"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -90,8 +91,10 @@ struct DeviceSelection {
 /// by their values and the device. Bounded: cleared when it grows past kLimit layouts.
 struct PlanCache {
   struct Entry {
-    at::Tensor images, requested;      // on the device
+    at::Tensor images, requested;           // on the device
     at::Tensor staging, staging_requested;  // their pinned sources, alive while copies run
+    at::cuda::CUDAEvent uploaded;           // recorded on `stream` after the copies
+    c10::cuda::CUDAStream stream = c10::cuda::getDefaultCUDAStream();
   };
   static constexpr std::size_t kLimit = 256;
   std::mutex mutex;
@@ -193,7 +196,8 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
                            const DropConfig& config, detail::PlanCache& cache) {
   const at::Device device = init_cls_attn.device();
   const c10::cuda::CUDAGuard guard(device);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
+  const c10::cuda::CUDAStream current = at::cuda::getCurrentCUDAStream(device.index());
+  const cudaStream_t stream = current.stream();
   auto d = std::make_shared<detail::DeviceSelection>();
   d->plan = K::plan_selection(layouts, vision, config, config.newline, /*packing=*/false);
   d->mode = config.mode;
@@ -226,16 +230,22 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
                            static_cast<std::int64_t>(plan.requested.size() * sizeof(std::int64_t)),
                            device, e.staging_requested)
                         .view(at::kLong);
+      e.stream = current;
+      e.uploaded.record(current);
     }
+    // Another stream waits for the upload (not while capturing: a captured stream may not
+    // wait on an outside event; the warm-up before a capture uploads on the same stream).
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    check_launch(cudaStreamIsCapturing(stream, &capturing), "cudaStreamIsCapturing");
+    if (entry->second.stream != current && capturing == cudaStreamCaptureStatusNone)
+      entry->second.uploaded.block(current);
     d->images = entry->second.images;
     requested = entry->second.requested;
   }
   // Used on this stream: the allocator must not hand the memory out before these kernels are
   // done with it, should the cache drop the entry meanwhile.
-  c10::cuda::CUDACachingAllocator::recordStream(d->images.storage().data_ptr(),
-                                                at::cuda::getCurrentCUDAStream(device.index()));
-  c10::cuda::CUDACachingAllocator::recordStream(requested.storage().data_ptr(),
-                                                at::cuda::getCurrentCUDAStream(device.index()));
+  c10::cuda::CUDACachingAllocator::recordStream(d->images.storage().data_ptr(), current);
+  c10::cuda::CUDACachingAllocator::recordStream(requested.storage().data_ptr(), current);
   d->workspace = at::empty({plan.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(device));
   d->status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
   check_launch(type == at::kFloat  ? launch_select_as<K::Element::f32>(*d, stream)
@@ -383,8 +393,14 @@ void TokenSelection::check() const {
 
 void PackedFeatures::check() const {
 #if HIRED_CUDA_DISPATCH
-  if (status.defined() && status.item<std::int32_t>() != 0)
-    fail("gather: the CUDA kernels reported status {:#x}", status.item<std::int32_t>());
+  if (!status.defined()) return;
+  const auto word = static_cast<unsigned>(status.item<std::int32_t>());
+  hired::check((word & kernels::selection_status::invalid_attention) == 0,
+               "init_cls_attn / final_cls_attn: NaN, Inf or negative attention values; "
+               "selection.check() names the first");
+  hired::check((word & kernels::selection_status::missing_newline) == 0,
+               "image_newline: required by the newline policy");
+  hired::check(word == 0, "gather: the CUDA kernels reported status {:#x}", word);
 #endif
 }
 
