@@ -53,22 +53,15 @@ ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNext
 
 ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config) {
   check(!paths.empty(), "images: none given");
-  std::vector<at::Tensor> pixels;
-  std::vector<std::int64_t> sizes, partitions;
-  for (const std::filesystem::path& path : paths) {
-    const RgbImage image = load_image(path);
-    const AnyresTiles tiles =
-        anyres_tiles(image, config.image_grid_pinpoints, config.vision.image_size);
-    std::vector<float> values = normalize_clip(tiles);
-    pixels.push_back(at::tensor(at::ArrayRef<float>(values))
-                         .reshape({tiles.partitions, 3, tiles.tile_px, tiles.tile_px}));
-    sizes.insert(sizes.end(), {image.height, image.width});
-    partitions.push_back(tiles.partitions);
-  }
+  const PixelBatch batch =
+      preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
+  std::vector<std::int64_t> sizes;
+  for (const Size2& s : batch.image_sizes) sizes.insert(sizes.end(), {s.height, s.width});
+  const std::int64_t images = static_cast<std::int64_t>(paths.size()), side = batch.tile_px;
   ImageInputs in;
-  in.pixel_values = at::cat(pixels);
-  in.image_sizes = at::tensor(at::ArrayRef<std::int64_t>(sizes)).reshape({static_cast<std::int64_t>(paths.size()), 2});
-  in.num_partitions = at::tensor(at::ArrayRef<std::int64_t>(partitions));
+  in.pixel_values = at::tensor(at::ArrayRef<float>(batch.pixel_values)).reshape({-1, 3, side, side});
+  in.image_sizes = at::tensor(at::ArrayRef<std::int64_t>(sizes)).reshape({images, 2});
+  in.num_partitions = at::tensor(at::ArrayRef<std::int64_t>(batch.partitions));
   return in;
 }
 
