@@ -4,7 +4,14 @@
 // attention maps of both layers, per-image loops, topk, masks, masked packing).
 //   build/benchmarks/hired_selection_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // Before timing, both are checked to produce the same packed features (reference mode).
+// BM_ClipLVisionTower times the vision tower the selection sits behind (one pass, ~20 s on 2
+// cores): the selection's share of it is BM_Hired / BM_ClipLVisionTower.
 #include "reference_selection.hpp"
+
+#ifdef HIRED_WITH_RUNTIME
+#include "hired/llava/config.hpp"
+#include "hired/llava/vision.hpp"
+#endif
 
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
@@ -53,6 +60,22 @@ void BM_Hired(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(hired_bench::hired_selection(in, d));
   state.SetLabel(mode == hired::Mode::exact ? "exact mode" : "reference mode");
 }
+
+#ifdef HIRED_WITH_RUNTIME
+/// The vision tower the selection sits behind: CLIP ViT-L/14-336 (random weights, layers 0..22)
+/// on one 600x600 image's 5 partitions. Selection time / this = selection's share.
+void BM_ClipLVisionTower(benchmark::State& state) {
+  const auto config = hired::llava::LlavaNextConfig::preset("llava-next-7b");
+  hired::llava::Weights weights = hired::llava::Weights::random(0);
+  const hired::llava::VisionTower tower(config, weights);
+  at::manual_seed(0);
+  const at::Tensor pixels = at::randn({5, 3, 336, 336});
+  const std::int64_t capture[] = {0, config.feature_layer_index()};
+  for (auto _ : state) benchmark::DoNotOptimize(tower.forward(pixels, capture));
+  state.SetLabel("CLIP-L/336, 23 layers, 5 partitions, CLS rows captured");
+}
+BENCHMARK(BM_ClipLVisionTower)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
 
 BENCHMARK(BM_ReferenceFormulation)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Hired)
