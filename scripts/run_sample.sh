@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main job (until the benchmark takes over): hired_select on the bundled sample.
+# make select-demo: hired_select on the bundled sample, explained.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exe=${1:-build/hired_select}
