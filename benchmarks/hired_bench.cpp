@@ -517,10 +517,11 @@ int run(const Options& o) {
              dtype_name(*o.dtype), o.device->str(), o.image.filename().string(),
              fmt::format("({} partitions)", image.num_partitions.sum().item<std::int64_t>()),
              o.max_new_tokens, o.reps, o.warmup);
-  fmt::print("vision {}x{} ({} of {} layers run), LLM {} layers width {}, HiRED {} mode alpha {}\n\n",
-             c.vision.hidden_size, c.vision.num_attention_heads, c.vision_layers_run(),
-             c.vision.num_hidden_layers, c.text.num_hidden_layers, c.text.hidden_size,
-             hired::to_string(o.drop.mode), o.drop.alpha);
+  fmt::print("vision width {} ({} of {} layers run), LLM {} layers width {}, HiRED {} mode alpha {}; "
+             "{} CPU threads\n\n",
+             c.vision.hidden_size, c.vision_layers_run(), c.vision.num_hidden_layers,
+             c.text.num_hidden_layers, c.text.hidden_size, hired::to_string(o.drop.mode), o.drop.alpha,
+             at::get_num_threads());
   print_table(rows);
   fmt::print("\nTTFT x / thru x / mem x: against the batch's 100% row (stock LLaVA-Next). ceiling: the\n"
              "TTFT speedup the FLOPs allow (vision + projector + LLM prefill); achieved = TTFT x / ceiling.\n");
