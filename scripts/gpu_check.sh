@@ -27,7 +27,8 @@ declare -A status
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHIRED_TESTS=ON -DHIRED_CUDA=ON \
   -DHIRED_SM61=OFF "-DHIRED_CUDA_ARCHITECTURES=$archs"
 step build cmake --build "$build" -j "$(nproc)" --target hired_gpu_tests hired_torch_tests \
-  hired_selection_kernel_test hired_broken_kernels_test hired_selection_bench
+  hired_emulation_test hired_kernels_test hired_budget_kernel_test hired_selection_kernel_test \
+  hired_broken_kernels_test hired_selection_bench
 step gpu_tests ctest --test-dir "$build" -L gpu --output-on-failure -V
 step emulation ctest --test-dir "$build" -L emulation -j "$(nproc)" --output-on-failure
 step torch_tests ctest --test-dir "$build" -L torch -j "$(nproc)" --output-on-failure
