@@ -113,7 +113,7 @@ cudaError_t launch_pack(const PackParams& p, int feature_bytes, cudaStream_t str
   if (!selection_supports(p.partitions, p.image_count, p.tokens, p.side) || p.images == nullptr ||
       p.status == nullptr || p.workspace == nullptr ||
       p.workspace_bytes < SelectionWorkspace::layout(p.partitions, p.tokens, p.side).bytes ||
-      (p.features != nullptr && (p.chunk <= 0 || p.dim <= 0)))
+      (p.features != nullptr && (p.chunk <= 0 || p.dim <= 0 || pack_grid(p).y > 65535u)))
     return cudaErrorInvalidValue;
   if (p.features == nullptr || feature_bytes == 2)
     pack_kernel<std::uint16_t, kPackThreads><<<pack_grid(p), kPackThreads, 0, stream>>>(p);
