@@ -6,8 +6,12 @@
 #include "hired/config.hpp"
 #include "hired/error.hpp"
 
+#include <fmt/core.h>
+
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <string_view>
 #include <vector>
 
@@ -86,5 +90,20 @@ class DropFlags {
   bool newline_flag_ = true;
   bool rate_given_ = false, tokens_given_ = false, any_given_ = false;
 };
+
+/// A tool's main: runs `body` (which returns the exit status); bad input (hired::Error) exits 2
+/// and anything else 1, each with one line on stderr that starts with the tool's name.
+template <typename Body>
+int guarded_main(std::string_view tool, Body&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    fmt::print(stderr, "{}: {}\n", tool, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}: internal error: {}\n", tool, e.what());
+    return 1;
+  }
+}
 
 }  // namespace hired::cli

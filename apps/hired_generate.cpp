@@ -238,13 +238,5 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const hired::Error& e) {
-    std::fprintf(stderr, "hired_generate: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "hired_generate: internal error: %s\n", e.what());
-    return 1;
-  }
+  return hired::cli::guarded_main("hired_generate", [&] { return run(parse(argc, argv)); });
 }

@@ -184,16 +184,10 @@ int main(int argc, char** argv) {
     std::fputs(usage.data(), stdout);
     return 0;
   }
-  try {
+  return hired::cli::guarded_main("hired_select", [&] {
     const Options options = parse(argc, argv);
     const hired::Selection selection = run(options);
     std::cout << (options.explain ? explain(selection) : to_json(selection).dump() + "\n");
     return 0;
-  } catch (const hired::Error& e) {
-    fmt::print(stderr, "hired_select: {}\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "hired_select: internal error: {}\n", e.what());
-    return 1;
-  }
+  });
 }

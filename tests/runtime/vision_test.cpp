@@ -7,6 +7,9 @@
 #include "hired/llava_next.hpp"
 #include "hired/safetensors.hpp"
 
+#include "support/expect_error.hpp"
+#include "support/llava_fixtures.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -34,22 +37,10 @@ using hired::llava::VisionOutput;
 using hired::llava::VisionTower;
 using hired::llava::Weights;
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no hired::Error thrown";
-  } catch (const hired::Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-    }
-  }
-}
+using hired_test::expect_error;
+using hired_test::max_abs_diff;
+using hired_test::to_tensor;
 
-double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
-}
 
 /// CLIP-shaped but small: 56 px, 14 px patches (16 patches + CLS), width 16, 4 heads, 4 layers;
 /// the feature layer is layer 2 (vision_feature_layer -2), as in CLIP-L's 22 of 24.
@@ -337,23 +328,7 @@ TEST(Projector, WithoutBiasTakesNoBias) {
 
 // --- transformers' fixtures -------------------------------------------------------------------
 
-/// CLIP normalisation of the processor's uint8 tiles, in transformers' order and precision:
-/// float32(float64(u8) * (1/255)), then (x - mean) / std in float32.
-at::Tensor normalise(const at::Tensor& u8) {
-  const at::Tensor x = (u8.to(at::kDouble) * (1.0 / 255.0)).to(at::kFloat);
-  const at::Tensor mean = at::tensor({0.48145466f, 0.4578275f, 0.40821073f}).view({1, 3, 1, 1});
-  const at::Tensor std = at::tensor({0.26862954f, 0.26130258f, 0.27577711f}).view({1, 3, 1, 1});
-  return (x - mean) / std;
-}
 
-at::Tensor to_tensor(const hired::TensorView& view) {
-  if (view.dtype() == hired::Dtype::U8) {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(view.bytes().data());
-    return at::tensor(std::vector<std::uint8_t>(data, data + view.numel()), at::kByte).reshape(view.shape());
-  }
-  if (view.dtype() == hired::Dtype::I64) return at::tensor(view.to_int64(), at::kLong).reshape(view.shape());
-  return at::tensor(view.to_float()).reshape(view.shape());
-}
 
 void expect_fixture_parity(const std::string& name) {
   const fs::path dir = fs::path(HIRED_FIXTURES_DIR) / "llava" / name;
@@ -365,7 +340,7 @@ void expect_fixture_parity(const std::string& name) {
   const Projector projector(config, weights);
 
   const std::vector<std::int64_t> capture{0, config.feature_layer_index()};
-  const VisionOutput out = tower.forward(normalise(want("pixel_values_u8")), capture);
+  const VisionOutput out = tower.forward(hired_test::clip_normalise(want("pixel_values_u8")), capture);
   const double features = max_abs_diff(out.features, want("vision_features"));
   const double layer0 = max_abs_diff(out.cls_attention[0], want("cls_attn_layer0"));
   const double feature = max_abs_diff(out.cls_attention[1], want("cls_attn_feature"));

@@ -4,6 +4,8 @@
 #include "hired/llava/weights.hpp"
 #include "hired/safetensors.hpp"
 
+#include "support/expect_error.hpp"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -30,17 +32,7 @@ using hired::llava::Init;
 using hired::llava::Weights;
 using hired::llava::WeightOptions;
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no hired::Error thrown";
-  } catch (const hired::Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-    }
-  }
-}
+using hired_test::expect_error;
 
 std::vector<float> iota(std::size_t n, float start = 0.0f) {
   std::vector<float> out(n);
