@@ -93,6 +93,7 @@ std::string dtype_name(at::ScalarType t) {
 Options parse(int argc, char** argv) {
   Options o;
   hired::cli::DropFlags drop;
+  bool preset_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const auto value = [&]() -> std::string_view {
@@ -103,7 +104,10 @@ Options parse(int argc, char** argv) {
       check(!drop.budget_given(), "{}: budgets are given by --budgets", arg);
       continue;
     }
-    if (arg == "--preset") o.preset = std::string(value());
+    if (arg == "--preset") {
+      o.preset = std::string(value());
+      preset_given = true;
+    }
     else if (arg == "--model") o.model_dir = fs::path(value());
     else if (arg == "--budgets") {
       o.budgets = hired::cli::parse_list(arg, value(), hired::cli::parse_double);
@@ -140,6 +144,8 @@ Options parse(int argc, char** argv) {
     } else fail("{}: unknown argument (see --help)", arg);
   }
   o.drop = drop.config();
+  check(!(preset_given && o.model_dir), "--model, --preset: give one, not both");
+  if (!o.model_dir) (void)LlavaNextConfig::preset(o.preset);  // names an unknown preset
   std::sort(o.budgets.begin(), o.budgets.end(), std::greater<>());
   o.budgets.erase(std::unique(o.budgets.begin(), o.budgets.end()), o.budgets.end());
   if (o.budgets.front() != 1.0) o.budgets.insert(o.budgets.begin(), 1.0);  // the baseline row
