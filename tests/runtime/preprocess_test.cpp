@@ -1,5 +1,6 @@
 // LLaVA-Next preprocessing against transformers' LlavaNextImageProcessor (fixtures in
 // tests/fixtures/llava, made by generate_llava_fixtures.py) and against Pillow on hand cases.
+#include "support/scratch_dir.hpp"
 #include "hired/llava/config.hpp"
 #include "hired/llava/preprocess.hpp"
 #include "hired/safetensors.hpp"
@@ -37,21 +38,7 @@ void write_bytes(const fs::path& path, const std::vector<std::uint8_t>& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-/// A scratch directory of this test's own, removed at the end.
-class ScratchDir {
- public:
-  ScratchDir() : path_(fs::temp_directory_path() / ("hired_preprocess_test_" + std::to_string(::getpid()))) {
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using hired_test::ScratchDir;
 
 RgbImage constant_image(std::int64_t h, std::int64_t w, std::uint8_t value) {
   return {h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h * w * 3), value)};
@@ -358,7 +345,7 @@ TEST(LoadImage, SixteenBitGreySaturatesLikePillow) {
 }
 
 TEST(LoadImage, BadFilesNameThePath) {
-  ScratchDir scratch;
+  ScratchDir scratch("preprocess_test");
   const fs::path missing = scratch.path() / "missing.png";
   expect_error([&] { hired::llava::load_image(missing); }, {missing.string(), "no such file"});
 

@@ -1,5 +1,6 @@
 // The sentencepiece tokenizer against the ids transformers' LlamaTokenizer produced for the
 // fixture prompts (tests/fixtures/llava/vicuna_tiny, generate_llava_fixtures.py).
+#include "support/scratch_dir.hpp"
 #include "hired/llava/tokenizer.hpp"
 #include "hired/safetensors.hpp"
 #include "support/expect_error.hpp"
@@ -34,20 +35,7 @@ void write_text(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
 }
 
-class ScratchDir {
- public:
-  ScratchDir() : path_(fs::temp_directory_path() / ("hired_tokenizer_test_" + std::to_string(::getpid()))) {
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using hired_test::ScratchDir;
 
 Ids concat(std::initializer_list<Ids> parts) {
   Ids out;
@@ -147,7 +135,7 @@ TEST(Tokenizer, SpecialIds) {
 }
 
 TEST(Tokenizer, BadFilesNameTheFile) {
-  ScratchDir scratch;
+  ScratchDir scratch("tokenizer_test");
   const fs::path missing = scratch.path() / "tokenizer.model";
   expect_error([&] { Tokenizer::load(missing); }, {missing.string(), "no such file"});
   expect_error([&] { Tokenizer::load_dir(scratch.path()); }, {missing.string(), "no such file"});
