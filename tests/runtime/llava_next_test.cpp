@@ -5,6 +5,7 @@
 #include "hired/llava/language.hpp"
 #include "hired/llava/model.hpp"
 #include "hired/safetensors.hpp"
+#include "support/drop_config.hpp"
 #include "support/expect_error.hpp"
 #include "support/llava_fixtures.hpp"
 #include "support/masked_packing.hpp"
@@ -64,14 +65,6 @@ GenerationOptions ten_tokens() {
   return o;
 }
 
-hired::DropConfig drop_config(double rate, hired::Mode mode = hired::Mode::exact,
-                              hired::NewlinePolicy newline = hired::NewlinePolicy::every_row) {
-  hired::DropConfig c;
-  c.budget = hired::Budget::rate(rate);
-  c.mode = mode;
-  c.newline = newline;
-  return c;
-}
 
 std::vector<std::int64_t> row(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
@@ -128,7 +121,7 @@ TEST(ModelParity, RateOneIsStockToTheBit) {
   for (const char* name : {"vicuna_tiny", "mistral_tiny"}) {
     const Fixture f(name);
     const LlavaNextModel model = LlavaNextModel::load(f.dir);
-    const hired::TokenDropper dropper(drop_config(1.0));
+    const hired::TokenDropper dropper(hired_test::drop_config(1.0));
     const EncodedImages stock = model.encode_images(f.images(), nullptr);
     const EncodedImages ours = model.encode_images(f.images(), &dropper);
     EXPECT_TRUE(at::equal(ours.rows.features, stock.rows.features)) << name;
@@ -156,7 +149,7 @@ TEST(ModelParity, DroppingMatchesTheMaskedPackingRestatement) {
     for (const hired::Mode mode : {hired::Mode::exact, hired::Mode::reference}) {
       for (const auto policy : {hired::NewlinePolicy::every_row, hired::NewlinePolicy::kept_rows,
                                 hired::NewlinePolicy::none}) {
-        const hired::TokenDropper dropper(drop_config(0.2, mode, policy));
+        const hired::TokenDropper dropper(hired_test::drop_config(0.2, policy, mode));
         const EncodedImages ours = model.encode_images(images, &dropper);
         EncodedImages restated = ours;
         restated.rows.features = hired_test::masked_packing(projected, ours.rows.selection->host,

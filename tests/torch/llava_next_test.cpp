@@ -3,6 +3,7 @@
 // bad tensors by name.
 #include "hired/llava_next.hpp"
 
+#include "support/drop_config.hpp"
 #include "support/expect_error.hpp"
 #include "support/masked_packing.hpp"
 
@@ -14,7 +15,6 @@
 
 namespace {
 
-using hired::DropConfig;
 using hired::ImageBatch;
 using hired::NewlinePolicy;
 using hired::TokenDropper;
@@ -59,14 +59,6 @@ at::Tensor attention(std::int64_t partitions) {
   return at::randn({partitions, 4, kTokens + 1}, at::kDouble).mul(3).softmax(-1).to(at::kFloat);
 }
 
-DropConfig config(double rate, NewlinePolicy newline = NewlinePolicy::every_row,
-                  hired::Mode mode = hired::Mode::exact) {
-  DropConfig c;
-  c.budget = hired::Budget::rate(rate);
-  c.newline = newline;
-  c.mode = mode;
-  return c;
-}
 
 const std::vector<std::vector<hired::Size2>> kBatches = {
     {{600, 600}}, {{250, 900}}, {{1000, 300}, {336, 336}}, {{600, 600}, {480, 640}, {30, 2000}}};
@@ -79,7 +71,7 @@ TEST(LlavaNextSplice, RateOneGivesTheStockRowsBitForBit) {
     const at::Tensor features = at::randn({b.partitions, kTokens, kVisionWidth});
     const at::Tensor newline = at::randn({kTextWidth});
     const auto stock = hired::stock_llava_next(features, b.images, projector.fn(), newline);
-    const auto ours = hired::hired_llava_next(TokenDropper(config(1.0)), features,
+    const auto ours = hired::hired_llava_next(TokenDropper(hired_test::drop_config(1.0)), features,
                                               attention(b.partitions), attention(b.partitions),
                                               b.images, projector.fn(), newline);
     ASSERT_EQ(ours.features.sizes(), stock.features.sizes()) << sizes.size() << " images";
@@ -99,7 +91,7 @@ TEST(LlavaNextSplice, SixHundredSquareKeepsAllOrAFifthOfItsTokens) {
   const auto full = hired::stock_llava_next(features, b.images, projector.fn(), newline);
   EXPECT_EQ(full.visual_tokens, std::vector<std::int64_t>{2880});  // 600x600 fills the 2x2 grid
   EXPECT_EQ(full.lengths.item<std::int64_t>(), 2880 + 48);         // + a newline per grid row
-  const auto fifth = hired::hired_llava_next(TokenDropper(config(0.2)), features, attention(5),
+  const auto fifth = hired::hired_llava_next(TokenDropper(hired_test::drop_config(0.2)), features, attention(5),
                                              attention(5), b.images, projector.fn(), newline);
   EXPECT_EQ(fifth.visual_tokens, std::vector<std::int64_t>{576});
 }
@@ -116,7 +108,7 @@ TEST(LlavaNextSplice, DroppedRowsEqualTheMaskedPackingOfTheSelection) {
           const at::Tensor features = at::randn({b.partitions, kTokens, kVisionWidth});
           const at::Tensor newline = at::randn({kTextWidth});
           const auto ours = hired::hired_llava_next(
-              TokenDropper(config(rate, policy, mode)), features, attention(b.partitions),
+              TokenDropper(hired_test::drop_config(rate, policy, mode)), features, attention(b.partitions),
               attention(b.partitions), b.images, projector.fn(), newline);
           const std::int64_t projected_rows = *projector.rows_seen;
           const at::Tensor all = projector.fn()(features.reshape({-1, kVisionWidth}))
@@ -145,7 +137,7 @@ TEST(LlavaNextSplice, StockEqualsTheMaskedPackingOfEveryToken) {
   const auto identity = [](const at::Tensor& x) { return x; };
   const auto stock = hired::stock_llava_next(features, b.images, identity, newline);
   // Rate 1.0 keeps every eligible token; masked packing of it is pack_image_features.
-  const auto selection = TokenDropper(config(1.0)).select(attention(b.partitions),
+  const auto selection = TokenDropper(hired_test::drop_config(1.0)).select(attention(b.partitions),
                                                           attention(b.partitions), b.images);
   EXPECT_TRUE(at::equal(stock.features,
                         hired_test::masked_packing(features, selection.host, newline,
@@ -157,7 +149,7 @@ TEST(LlavaNextSplice, RejectsBadTensorsByName) {
   const CountingProjector projector;
   const at::Tensor features = at::randn({5, kTokens, kVisionWidth}), newline = at::randn({kTextWidth});
   const at::Tensor attn = attention(5);
-  const TokenDropper dropper(config(0.2));
+  const TokenDropper dropper(hired_test::drop_config(0.2));
   const auto run = [&](const at::Tensor& f, const at::Tensor& nl, const hired::ProjectorFn& p) {
     hired::hired_llava_next(dropper, f, attn, attn, b.images, p, nl);
   };

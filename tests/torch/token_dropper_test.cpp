@@ -6,6 +6,7 @@
 #include "hired/scores.hpp"
 
 #include <ATen/ATen.h>
+#include "support/drop_config.hpp"
 #include "support/expect_error.hpp"
 
 #include <gtest/gtest.h>
@@ -35,14 +36,6 @@ ImageBatch batch_of(std::vector<std::int64_t> partitions, std::vector<std::int64
   return b;
 }
 
-DropConfig config_with(double rate, hired::NewlinePolicy newline = hired::NewlinePolicy::every_row,
-                       hired::Mode mode = hired::Mode::exact) {
-  DropConfig c;
-  c.budget = hired::Budget::rate(rate);
-  c.newline = newline;
-  c.mode = mode;
-  return c;
-}
 
 /// LLaVA-Next's stock packing written with plain LibTorch ops, image by image.
 at::Tensor stock_packing(const at::Tensor& features, const ImageBatch& images,
@@ -104,7 +97,7 @@ TEST(TokenDropper, RateOneEveryRowIsStockPackingExactly) {
   const std::int64_t rows = 14, dim = 6;
   const at::Tensor features = at::randn({rows, 576, dim});
   const at::Tensor newline = at::randn({dim});
-  const TokenDropper dropper(config_with(1.0));
+  const TokenDropper dropper(hired_test::drop_config(1.0));
   const auto selection = dropper.select(random_attention(rows, 2, 577), random_attention(rows, 2, 577), images);
   const auto packed = dropper.gather(selection, features, newline);
   const at::Tensor expected = stock_packing(features, images, newline);
@@ -134,7 +127,7 @@ TEST(TokenDropper, RateOneMatchesTransformersPackImageFeaturesFixture) {
   const at::Tensor features = tensor("image_features");
   const std::int64_t rows = features.size(0);
 
-  const TokenDropper dropper(config_with(1.0));
+  const TokenDropper dropper(hired_test::drop_config(1.0));
   const auto selection = dropper.select(random_attention(rows, 2, 577), random_attention(rows, 2, 577), images);
   const auto packed = dropper.gather(selection, features, tensor("image_newline"));
   EXPECT_TRUE(at::equal(packed.features, tensor("packed")));
@@ -146,7 +139,7 @@ TEST(TokenDropper, SelectionAgreesWithTheCoreOnHeadSums) {
   const ImageBatch images = batch_of({5, 3}, {600, 600, 250, 600});
   const at::Tensor init = random_attention(8, 4, 577), fin = random_attention(8, 4, 577);
   for (const hired::Mode mode : {hired::Mode::exact, hired::Mode::reference}) {
-    const DropConfig config = config_with(0.2, hired::NewlinePolicy::none, mode);
+    const DropConfig config = hired_test::drop_config(0.2, hired::NewlinePolicy::none, mode);
     const auto selection = TokenDropper(config).select(init, fin, images);
     const auto core = hired::select_tokens(
         hired::sum_heads(init.data_ptr<float>(), 8, 4, 577, "init"),
@@ -168,7 +161,7 @@ TEST(TokenDropper, PaperCaseKeeps576Of2880AndPacksThemInOrder) {
   const at::Tensor features = at::randn({5, 576, 4});
   for (const auto policy : {hired::NewlinePolicy::none, hired::NewlinePolicy::every_row,
                             hired::NewlinePolicy::kept_rows}) {
-    const TokenDropper dropper(config_with(0.2, policy));
+    const TokenDropper dropper(hired_test::drop_config(0.2, policy));
     const auto selection = dropper.select(random_attention(5, 3, 577), random_attention(5, 3, 577), images);
     EXPECT_EQ(selection.kept.size(0), 576);
     const auto packed = dropper.gather(selection, features, at::full({4}, -7.0f));
@@ -190,7 +183,7 @@ TEST(TokenDropper, HalfAndBfloatAttentionSelectLikeTheirFloatValues) {
   const ImageBatch images = batch_of({5}, {600, 600});
   for (const auto dtype : {at::kHalf, at::kBFloat16, at::kDouble}) {
     const at::Tensor init = random_attention(5, 2, 577).to(dtype), fin = random_attention(5, 2, 577).to(dtype);
-    const TokenDropper dropper(config_with(0.2));
+    const TokenDropper dropper(hired_test::drop_config(0.2));
     EXPECT_TRUE(at::equal(dropper.select(init, fin, images).kept,
                           dropper.select(init.to(at::kFloat), fin.to(at::kFloat), images).kept));
   }
@@ -199,7 +192,7 @@ TEST(TokenDropper, HalfAndBfloatAttentionSelectLikeTheirFloatValues) {
 TEST(TokenDropper, RejectsBadTensorsNamingTheArgument) {
   const ImageBatch images = batch_of({5}, {600, 600});
   const at::Tensor good = random_attention(5, 2, 577);
-  const TokenDropper dropper(config_with(0.2));
+  const TokenDropper dropper(hired_test::drop_config(0.2));
   auto select = [&](const at::Tensor& a, const at::Tensor& b, const ImageBatch& im) {
     return [&, a, b, im] { (void)dropper.select(a, b, im); };
   };
