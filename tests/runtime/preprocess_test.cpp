@@ -1,9 +1,9 @@
 // LLaVA-Next preprocessing against transformers' LlavaNextImageProcessor (fixtures in
 // tests/fixtures/llava, made by generate_llava_fixtures.py) and against Pillow on hand cases.
-#include "support/scratch_dir.hpp"
 #include "hired/llava/config.hpp"
 #include "hired/llava/preprocess.hpp"
 #include "hired/safetensors.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/expect_error.hpp"
 
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // The sentencepiece tokenizer against the ids transformers' LlamaTokenizer produced for the
 // fixture prompts (tests/fixtures/llava/vicuna_tiny, generate_llava_fixtures.py).
-#include "support/scratch_dir.hpp"
 #include "hired/llava/tokenizer.hpp"
 #include "hired/safetensors.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/expect_error.hpp"
 
 #include <gtest/gtest.h>
