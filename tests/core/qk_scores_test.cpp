@@ -1,0 +1,215 @@
+// hired/qk_scores.hpp: the one arithmetic every backend uses for CLS scores from q and k.
+// Hand-worked values, the accuracy of exp_nonpositive and of the whole softmax against float64,
+// the rows a caller may pick, and every rejection.
+#include "hired/qk_scores.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace hired {
+namespace {
+
+using qk_math::exp_nonpositive;
+
+// Distance in units in the last place between two positive normal floats.
+std::int64_t ulps(float a, float b) {
+  return std::abs(static_cast<std::int64_t>(detail::float_bits(a)) -
+                  static_cast<std::int64_t>(detail::float_bits(b)));
+}
+
+TEST(ExpNonPositive, EdgesAreDefined) {
+  EXPECT_EQ(exp_nonpositive(0.0f), 1.0f);
+  EXPECT_EQ(exp_nonpositive(-0.0f), 1.0f);
+  EXPECT_EQ(exp_nonpositive(2.5f), 1.0f);  // treated as 0: callers pass l - max <= 0
+  EXPECT_EQ(exp_nonpositive(-87.5f), 0.0f);
+  EXPECT_EQ(exp_nonpositive(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_TRUE(std::isnan(exp_nonpositive(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_GT(exp_nonpositive(-87.0f), 0.0f);
+  EXPECT_GE(exp_nonpositive(-87.0f), std::numeric_limits<float>::min());  // normal, not flushed
+}
+
+// Every 64th float in [-87, 0] (about 17 million values in all would take too long under the
+// sanitizers; this is 260 thousand, spread over the whole range).
+TEST(ExpNonPositive, WithinTwoUlpOfExp) {
+  std::int64_t worst = 0;
+  float worst_at = 0.0f;
+  const std::uint32_t last = detail::float_bits(87.0f);
+  for (std::uint32_t bits = 0; bits <= last; bits += 64) {
+    const float x = -detail::bits_float(bits);
+    const float want = static_cast<float>(std::exp(static_cast<double>(x)));
+    const std::int64_t error = ulps(exp_nonpositive(x), want);
+    if (error > worst) worst = error, worst_at = x;
+  }
+  RecordProperty("worst_ulps", static_cast<int>(worst));
+  EXPECT_LE(worst, 2) << "at x = " << worst_at;
+}
+
+QueryKeyView view_of(const std::vector<float>& q, const std::vector<float>& k, std::int64_t rows,
+                     std::int64_t heads, std::int64_t head_dim, std::int64_t tokens,
+                     float scale) {
+  const std::int64_t width = heads * head_dim;
+  return {.q = q.data(), .q_row_stride = width, .k = k.data(),
+          .k_row_stride = (tokens + 1) * width, .k_token_stride = width, .rows = rows,
+          .heads = heads, .head_dim = head_dim, .tokens = tokens, .scale = scale};
+}
+
+// A zero query attends uniformly: each of N + 1 = 4 keys gets exactly 1/4 per head.
+TEST(QkScores, ZeroQueryIsUniform) {
+  const std::vector<float> q(2 * 3, 0.0f), k(4 * 2 * 3, 0.7f);
+  const std::vector<float> s = qk_scores(view_of(q, k, 1, 2, 3, 3, qk_scale(3)), "q/k");
+  EXPECT_EQ(s, (std::vector<float>{0.5f, 0.5f, 0.5f}));
+}
+
+// One key far above the others takes everything: the others' terms flush to exactly 0.
+TEST(QkScores, DominantKeyTakesAll) {
+  const std::vector<float> q{1.0f};
+  const std::vector<float> k{-50.0f, -100.0f, -50.0f, -100.0f, 50.0f};  // the rest: e^-100, e^-150
+  const std::vector<float> s = qk_scores(view_of(q, k, 1, 1, 1, 4, 1.0f), "q/k");
+  EXPECT_EQ(s, (std::vector<float>{0.0f, 0.0f, 0.0f, 1.0f}));
+  // Two keys at the maximum share it exactly; the CLS key's share is not a score.
+  const std::vector<float> k2{50.0f, -100.0f, 50.0f, 50.0f, -100.0f};
+  const std::vector<float> s2 = qk_scores(view_of(q, k2, 1, 1, 1, 4, 1.0f), "q/k");
+  const float third = 1.0f / 3.0f;
+  EXPECT_EQ(s2, (std::vector<float>{0.0f, third, third, 0.0f}));
+}
+
+TEST(QkScores, ScaleIsOneOverSqrtOfHeadDim) {
+  EXPECT_EQ(qk_scale(64), 0.125f);
+  EXPECT_EQ(qk_scale(1), 1.0f);
+  EXPECT_EQ(qk_scale(3), 1.0f / std::sqrt(3.0f));
+  EXPECT_THROW(qk_scale(0), Error);
+}
+
+// Against softmax in float64 on random rows: the relative error of each score is within
+// 2u (4 (d + 2) L + N + H + 9), u = 2^-24, L = scale * max_t sum_c |q_c k_tc| (which bounds the
+// logits and their rounding error), while every logit is within [-40, 40].
+TEST(QkScores, CloseToFloat64Softmax) {
+  std::mt19937 rng(7);
+  double worst_fraction = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const std::int64_t heads = std::uniform_int_distribution<std::int64_t>(1, 4)(rng);
+    const std::int64_t d = std::uniform_int_distribution<std::int64_t>(1, 64)(rng);
+    const std::int64_t tokens = std::uniform_int_distribution<std::int64_t>(1, 120)(rng);
+    const std::int64_t keys = tokens + 1, width = heads * d;
+    const float sigma = std::uniform_real_distribution<float>(0.05f, 1.0f)(rng) *
+                        std::sqrt(std::sqrt(static_cast<float>(d)));
+    std::normal_distribution<float> normal(0.0f, sigma);
+    std::vector<float> q(static_cast<std::size_t>(width));
+    std::vector<float> k(static_cast<std::size_t>(keys * width));
+    for (float& v : q) v = normal(rng);
+    for (float& v : k) v = normal(rng);
+    const float scale = qk_scale(d);
+    const std::vector<float> got = qk_scores(view_of(q, k, 1, heads, d, tokens, scale), "q/k");
+
+    std::vector<double> want(static_cast<std::size_t>(tokens), 0.0);
+    double bound = 0;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      std::vector<double> logit(static_cast<std::size_t>(keys));
+      for (std::int64_t t = 0; t < keys; ++t) {
+        double dot = 0, magnitude = 0;
+        for (std::int64_t c = 0; c < d; ++c) {
+          const double product = double{q[h * d + c]} * k[t * width + h * d + c];
+          dot += product;
+          magnitude += std::abs(product);
+        }
+        logit[t] = dot * scale;
+        bound = std::max(bound, magnitude * scale);
+      }
+      ASSERT_LE(*std::max_element(logit.begin(), logit.end()) -
+                    *std::min_element(logit.begin(), logit.end()),
+                80.0);
+      const double max = *std::max_element(logit.begin(), logit.end());
+      double z = 0;
+      for (double& l : logit) z += (l = std::exp(l - max));
+      for (std::int64_t j = 0; j < tokens; ++j) want[j] += logit[j + 1] / z;
+    }
+    const double u = 1.0 / 16777216.0;
+    const double allowed = 2 * u * (4.0 * (d + 2) * bound + tokens + heads + 9);
+    for (std::int64_t j = 0; j < tokens; ++j) {
+      const double relative = std::abs(got[j] - want[j]) / want[j];
+      worst_fraction = std::max(worst_fraction, relative / allowed);
+      ASSERT_LE(relative, allowed) << "trial " << trial << ", token " << j;
+    }
+  }
+  RecordProperty("worst_fraction_of_bound", testing::PrintToString(worst_fraction));
+}
+
+// Listed rows come back in the order asked; padded strides read only the channels in view.
+TEST(QkScores, PicksRowsAndHonoursStrides) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  const std::int64_t rows = 3, heads = 2, d = 3, tokens = 5, keys = tokens + 1, width = heads * d;
+  const std::int64_t q_stride = width + 2, k_stride = width + 1;
+  std::vector<float> q(static_cast<std::size_t>(rows * q_stride)),
+      k(static_cast<std::size_t>(rows * keys * k_stride));
+  for (float& v : q) v = normal(rng);
+  for (float& v : k) v = normal(rng);
+  const QueryKeyView padded{.q = q.data(), .q_row_stride = q_stride, .k = k.data(),
+                            .k_row_stride = keys * k_stride, .k_token_stride = k_stride,
+                            .rows = rows, .heads = heads, .head_dim = d, .tokens = tokens,
+                            .scale = qk_scale(d)};
+  // The same values packed densely.
+  std::vector<float> dense_q, dense_k;
+  for (std::int64_t p = 0; p < rows; ++p) {
+    dense_q.insert(dense_q.end(), q.begin() + p * q_stride, q.begin() + p * q_stride + width);
+    for (std::int64_t t = 0; t < keys; ++t) {
+      const auto from = k.begin() + (p * keys + t) * k_stride;
+      dense_k.insert(dense_k.end(), from, from + width);
+    }
+  }
+  const std::vector<float> all = qk_scores(view_of(dense_q, dense_k, rows, heads, d, tokens,
+                                                   qk_scale(d)), "q/k");
+  EXPECT_EQ(qk_scores(padded, "q/k"), all);
+  const std::vector<std::int64_t> picked{2, 0};
+  const std::vector<float> some = qk_scores(padded, "q/k", picked);
+  ASSERT_EQ(some.size(), 2u * tokens);
+  EXPECT_TRUE(std::equal(some.begin(), some.begin() + tokens, all.begin() + 2 * tokens));
+  EXPECT_TRUE(std::equal(some.begin() + tokens, some.end(), all.begin()));
+}
+
+std::string error_of(const QueryKeyView& v, std::vector<std::int64_t> rows = {}) {
+  try {
+    qk_scores(v, "init q/k", rows);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(QkScores, RejectsBadInputNamingIt) {
+  std::vector<float> q(4, 0.5f), k(5 * 4, 0.25f);  // 1 row, 2 heads of 2 channels, 5 keys
+  QueryKeyView v = view_of(q, k, 1, 2, 2, 4, qk_scale(2));
+  EXPECT_EQ(error_of(v), "");
+
+  k[(3 * 4) + 2] = std::numeric_limits<float>::quiet_NaN();  // key 3, channel 2: head 1
+  EXPECT_EQ(error_of(v),
+            "init q/k: the logit of row 0, head 1, key 3 is not finite (NaN or Inf in q or k, "
+            "or q . k overflows)");
+  k[(3 * 4) + 2] = 0.25f;
+  q[0] = 3e38f;
+  k[0] = 3e38f;  // overflows
+  EXPECT_NE(error_of(v).find("row 0, head 0, key 0 is not finite"), std::string::npos);
+  q[0] = 0.5f;
+  k[0] = 0.25f;
+
+  EXPECT_EQ(error_of(v, {1}), "init q/k: row 1 outside [0, 1)");
+  QueryKeyView bad = v;
+  bad.scale = 0.0f;
+  EXPECT_EQ(error_of(bad), "init q/k: scale 0 must be finite and positive");
+  bad = v;
+  bad.k = nullptr;
+  EXPECT_EQ(error_of(bad), "init q/k: null q or k");
+  bad = v;
+  bad.heads = 0;
+  EXPECT_EQ(error_of(bad), "init q/k: rows 1, heads 0, head_dim 2 and N 4 must be positive");
+}
+
+}  // namespace
+}  // namespace hired
