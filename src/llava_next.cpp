@@ -84,13 +84,10 @@ LlavaNextImageRows assemble(const PackPlan& plan, const at::Tensor& projected,
   return result;
 }
 
-}  // namespace
-
-LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tensor& features,
-                                    const at::Tensor& init_cls_attn,
-                                    const at::Tensor& final_cls_attn, const ImageBatch& images,
-                                    const ProjectorFn& project, const at::Tensor& image_newline) {
-  TokenSelection selection = dropper.select(init_cls_attn, final_cls_attn, images);
+/// The splice after the selection: gather the kept rows, project them, lay out the image rows.
+LlavaNextImageRows project_kept(const TokenDropper& dropper, TokenSelection selection,
+                                const at::Tensor& features, const ProjectorFn& project,
+                                const at::Tensor& image_newline) {
   const Selection& host = selection.host;
   const std::int64_t tokens = host.vision.tokens();
   check_features(features, host.partition_offsets.back());
@@ -111,6 +108,24 @@ LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tenso
       assemble(plan, project_rows(project, kept, image_newline), source, image_newline);
   result.selection = std::move(selection);
   return result;
+}
+
+}  // namespace
+
+LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tensor& features,
+                                    const at::Tensor& init_cls_attn,
+                                    const at::Tensor& final_cls_attn, const ImageBatch& images,
+                                    const ProjectorFn& project, const at::Tensor& image_newline) {
+  return project_kept(dropper, dropper.select(init_cls_attn, final_cls_attn, images), features,
+                      project, image_newline);
+}
+
+LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tensor& features,
+                                    const QueryKeys& init, const QueryKeys& final,
+                                    const ImageBatch& images, const ProjectorFn& project,
+                                    const at::Tensor& image_newline) {
+  return project_kept(dropper, dropper.select(init, final, images), features, project,
+                      image_newline);
 }
 
 LlavaNextImageRows stock_llava_next(const at::Tensor& features, const ImageBatch& images,

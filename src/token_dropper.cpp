@@ -6,10 +6,12 @@
 #include "hired/token_dropper.hpp"
 
 #include "hired/error.hpp"
+#include "hired/qk_scores.hpp"
 #include "hired/scores.hpp"
 #include "tensor_text.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #if HIRED_CUDA_DISPATCH
 #include "hired/kernels/launch.hpp"
@@ -23,12 +25,14 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <numeric>
 #include <string>
 #endif
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <numeric>
+#include <string>
 #include <string_view>
 
 namespace hired {
@@ -70,6 +74,94 @@ at::Tensor to_tensor(const std::vector<std::int64_t>& v, const at::Device& devic
   return at::tensor(at::ArrayRef<std::int64_t>(v), at::kLong).to(device);
 }
 
+void check_query_keys(const QueryKeys& in, const char* name) {
+  check(in.q.defined() && in.k.defined(), "{}: undefined q or k tensor", name);
+  check(in.q.dim() == 3, "{}.q: shape {} must be [sum P, N + 1, H * d]", name, shape_of(in.q));
+  check(in.k.sizes() == in.q.sizes(), "{}.k: shape {} differs from q's {}", name,
+        shape_of(in.k), shape_of(in.q));
+  check(is_float(in.q) && is_float(in.k), "{}: dtypes {} and {} must be floating point", name,
+        dtype_of(in.q), dtype_of(in.k));
+  check(in.k.device() == in.q.device(), "{}.k: on {}, but q is on {}", name,
+        in.k.device().str(), in.q.device().str());
+  check(in.q.numel() > 0, "{}.q: shape {} is empty", name, shape_of(in.q));
+  check(in.q.size(1) >= 2, "{}.q: {} tokens; need the CLS token and at least one patch", name,
+        in.q.size(1));
+  check(in.heads > 0 && in.q.size(2) % in.heads == 0, "{}.heads: {} does not divide the width {}",
+        name, in.heads, in.q.size(2));
+}
+
+/// A view with unit channel stride (the kernels' and qk_scores' layout): as it is, or a copy.
+at::Tensor channels_contiguous(const at::Tensor& t) {
+  return t.stride(2) == 1 ? t : t.contiguous();
+}
+
+/// One layer's q, k as host floats, and hired::qk_scores' view of them.
+struct HostQueryKeys {
+  at::Tensor q, k;
+  QueryKeyView view;
+
+  explicit HostQueryKeys(const QueryKeys& in)
+      : q(channels_contiguous(in.q.to(at::kCPU, at::kFloat))),
+        k(channels_contiguous(in.k.to(at::kCPU, at::kFloat))) {
+    view = {.q = q.const_data_ptr<float>(), .q_row_stride = q.stride(0),
+            .k = k.const_data_ptr<float>(), .k_row_stride = k.stride(0),
+            .k_token_stride = k.stride(1), .rows = k.size(0), .heads = in.heads,
+            .head_dim = k.size(2) / in.heads, .tokens = k.size(1) - 1,
+            .scale = qk_scale(k.size(2) / in.heads)};
+  }
+};
+
+/// hired::qk_scores of `rows` into out[row * N ...], the rows spread over ATen's intra-op
+/// threads (each row's arithmetic is unchanged); on a non-finite logit, the error of the first
+/// such row in `rows`.
+void parallel_qk_scores(const QueryKeyView& v, const char* what,
+                        const std::vector<std::int64_t>& rows, float* out) {
+  check_query_key_view(v, what);
+  const auto count = static_cast<std::int64_t>(rows.size());
+  std::vector<QkFault> faults(rows.size());
+  std::vector<char> failed(rows.size(), 0);
+  at::parallel_for(0, count, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> scratch(static_cast<std::size_t>(qk_scratch_floats(v)));
+    for (std::int64_t i = begin; i < end; ++i)
+      failed[i] = !qk_row_scores(v, rows[i], out + rows[i] * v.tokens, scratch.data(), &faults[i]);
+  });
+  for (std::int64_t i = 0; i < count; ++i)
+    if (failed[i]) fail_non_finite_logit(what, rows[i], faults[i]);
+}
+
+/// The CPU path's scores from q/k: [sum P, N] each; init only on full-image rows (the rest 0,
+/// never read by the budgets).
+std::pair<std::vector<float>, std::vector<float>> host_qk_scores(
+    const QueryKeys& init, const QueryKeys& final, const std::vector<ImageLayout>& layouts) {
+  const HostQueryKeys host_init(init), host_final(final);
+  std::vector<std::int64_t> full_rows, all_rows(static_cast<std::size_t>(host_init.view.rows));
+  for (std::int64_t p = 0; const ImageLayout& image : layouts) {
+    full_rows.push_back(p);
+    p += image.partitions;
+  }
+  std::iota(all_rows.begin(), all_rows.end(), std::int64_t{0});
+  const auto size = static_cast<std::size_t>(host_init.view.rows * host_init.view.tokens);
+  std::vector<float> init_scores(size, 0.0f), final_scores(size);
+  parallel_qk_scores(host_init.view, "init q/k", full_rows, init_scores.data());
+  parallel_qk_scores(host_final.view, "final q/k", all_rows, final_scores.data());
+  return {std::move(init_scores), std::move(final_scores)};
+}
+
+/// A host selection as TokenSelection tensors on `device`.
+TokenSelection from_host(Selection host, const at::Device& device) {
+  const std::int64_t rows = host.partition_offsets.back();
+  std::vector<std::int64_t> budgets(static_cast<std::size_t>(rows));
+  for (std::int64_t p = 0; p < rows; ++p) budgets[p] = host.budget(p);
+  TokenSelection out;
+  out.budgets = to_tensor(budgets, device);
+  out.kept = at::tensor(at::ArrayRef<std::int32_t>(host.kept), at::kInt).to(device, at::kLong);
+  out.kept_offsets = to_tensor(host.kept_offsets, device);
+  out.partition_offsets = to_tensor(host.partition_offsets, device);
+  out.requested = to_tensor(host.requested, device);
+  out.host = std::move(host);
+  return out;
+}
+
 }  // namespace
 
 #if HIRED_CUDA_DISPATCH
@@ -81,7 +173,8 @@ struct DeviceSelection {
   Mode mode = Mode::exact;
   VisionGrid vision;
   std::vector<ImageLayout> layouts;
-  at::Tensor init, final_attention;  // as the kernels read them (for error messages)
+  std::vector<at::Tensor> inputs;      // as select_kernel reads them
+  std::function<void()> explain_invalid;  // raises the CPU path's error for invalid inputs
   at::Tensor images;                 // the BudgetImages on the device (PlanCache's)
   at::Tensor workspace;              // select_kernel's output, pack_kernel's input
   at::Tensor status;                 // int32 [1], written by select()'s pack_kernel launch
@@ -153,31 +246,75 @@ std::int64_t sum(const std::vector<std::int64_t>& v) {
 void raise_status(int word, const detail::DeviceSelection& d, NewlinePolicy policy) {
   const auto status = static_cast<unsigned>(word);
   if (status == 0) return;
-  if ((status & K::selection_status::invalid_attention) != 0) {
-    head_sums(d.init, "init_cls_attn");
-    head_sums(d.final_attention, "final_cls_attn");
-  }
+  if ((status & K::selection_status::invalid_attention) != 0) d.explain_invalid();
   check((status & K::selection_status::missing_newline) == 0,
         "image_newline: required by the newline policy '{}'", to_string(policy));
   fail("CUDA selection: the kernels reported status {:#x}, which the host checks should have "
        "prevented", status);
 }
 
-template <K::Element E>
-cudaError_t launch_select_as(const detail::DeviceSelection& d, cudaStream_t stream) {
-  using Storage = K::storage_t<E>;
-  K::SelectParams<E> p{.init_attention = static_cast<const Storage*>(d.init.const_data_ptr()),
-                       .final_attention =
-                           static_cast<const Storage*>(d.final_attention.const_data_ptr()),
-                       .row_stride = d.init.size(1) * d.init.size(2),
-                       .head_stride = d.init.size(2),
-                       .heads = static_cast<std::int32_t>(d.init.size(1)),
-                       .partitions = d.plan.partitions,
-                       .budget = d.plan.budget,
-                       .workspace = d.workspace.data_ptr(),
-                       .workspace_bytes = d.workspace.numel()};
+/// select_kernel on `input` (AttentionInput or QueryKeyInput) for the batch of `d`.
+template <class Input>
+cudaError_t launch_select_on(const Input& input, const detail::DeviceSelection& d,
+                             cudaStream_t stream) {
+  K::SelectParams<Input> p{.input = input,
+                           .partitions = d.plan.partitions,
+                           .budget = d.plan.budget,
+                           .workspace = d.workspace.data_ptr(),
+                           .workspace_bytes = d.workspace.numel()};
   p.budget.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
   return K::launch_select(p, stream);
+}
+
+template <K::Element E>
+const K::storage_t<E>* data_as(const at::Tensor& t) {
+  return static_cast<const K::storage_t<E>*>(t.const_data_ptr());
+}
+
+/// Attention rows [sum P, H, N + 1], contiguous, of element type E.
+template <K::Element E>
+cudaError_t launch_attention(const detail::DeviceSelection& d, cudaStream_t stream) {
+  const at::Tensor& init = d.inputs[0];
+  return launch_select_on(K::AttentionInput<E>{.init = data_as<E>(init),
+                                               .final = data_as<E>(d.inputs[1]),
+                                               .row_stride = init.size(1) * init.size(2),
+                                               .head_stride = init.size(2),
+                                               .heads = static_cast<std::int32_t>(init.size(1))},
+                          d, stream);
+}
+
+/// q, k of both layers (inputs 0..3: init q, init k, final q, final k), unit channel stride.
+template <K::Element E>
+cudaError_t launch_query_keys(const detail::DeviceSelection& d, std::int64_t heads,
+                              cudaStream_t stream) {
+  const auto rows = [](const at::Tensor& q, const at::Tensor& k) {
+    return K::QueryKeyRows<E>{.q = data_as<E>(q), .q_row_stride = q.stride(0), .k = data_as<E>(k),
+                              .k_row_stride = k.stride(0), .k_token_stride = k.stride(1)};
+  };
+  const std::int64_t head_dim = d.inputs[1].size(2) / heads;
+  return launch_select_on(K::QueryKeyInput<E>{.init = rows(d.inputs[0], d.inputs[1]),
+                                              .final = rows(d.inputs[2], d.inputs[3]),
+                                              .heads = static_cast<std::int32_t>(heads),
+                                              .head_dim = static_cast<std::int32_t>(head_dim),
+                                              .scale = qk_scale(head_dim)},
+                          d, stream);
+}
+
+/// The one element type the kernels read both layers in: the inputs' own when they share an
+/// f32/f16/bf16 type; otherwise (f64, or mixed types) float32, as the CPU path widens them.
+at::ScalarType kernel_type(const std::vector<at::Tensor>& inputs) {
+  const at::ScalarType type = inputs.front().scalar_type();
+  for (const at::Tensor& t : inputs)
+    if (t.scalar_type() != type) return at::kFloat;
+  return kernel_dtype(type) ? type : at::kFloat;
+}
+
+/// Calls launch.template operator()<E>() for the kernels' element type of `type`.
+template <class Launch>
+cudaError_t dispatch_element(at::ScalarType type, Launch&& launch) {
+  if (type == at::kHalf) return launch.template operator()<K::Element::f16>();
+  if (type == at::kBFloat16) return launch.template operator()<K::Element::bf16>();
+  return launch.template operator()<K::Element::f32>();
 }
 
 K::PackParams pack_params(const detail::DeviceSelection& d, NewlinePolicy policy) {
@@ -191,10 +328,18 @@ K::PackParams pack_params(const detail::DeviceSelection& d, NewlinePolicy policy
           .workspace_bytes = d.workspace.numel()};
 }
 
-TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& final_cls_attn,
-                           std::vector<ImageLayout> layouts, const VisionGrid& vision,
-                           const DropConfig& config, detail::PlanCache& cache) {
-  const at::Device device = init_cls_attn.device();
+/// What select_kernel reads and how: its tensors (converted already), the launch, and the
+/// CPU path's check that names an invalid value.
+struct SelectInput {
+  std::vector<at::Tensor> tensors;
+  std::function<cudaError_t(const detail::DeviceSelection&, cudaStream_t)> launch;
+  std::function<void()> explain_invalid;
+};
+
+TokenSelection select_cuda(SelectInput input, std::vector<ImageLayout> layouts,
+                           const VisionGrid& vision, const DropConfig& config,
+                           detail::PlanCache& cache) {
+  const at::Device device = input.tensors.front().device();
   const c10::cuda::CUDAGuard guard(device);
   const c10::cuda::CUDAStream current = at::cuda::getCurrentCUDAStream(device.index());
   const cudaStream_t stream = current.stream();
@@ -205,12 +350,8 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
   d->layouts = std::move(layouts);
   const K::SelectionPlan& plan = d->plan;
 
-  // One element type for both layers; f64 (or mixed types) go through float32, as the CPU
-  // path widens them.
-  at::ScalarType type = init_cls_attn.scalar_type();
-  if (type != final_cls_attn.scalar_type() || !kernel_dtype(type)) type = at::kFloat;
-  d->init = init_cls_attn.to(type).contiguous();
-  d->final_attention = final_cls_attn.to(type).contiguous();
+  d->inputs = std::move(input.tensors);
+  d->explain_invalid = std::move(input.explain_invalid);
   at::Tensor requested;
   {
     const std::lock_guard lock(cache.mutex);
@@ -248,10 +389,7 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
   c10::cuda::CUDACachingAllocator::recordStream(requested.storage().data_ptr(), current);
   d->workspace = at::empty({plan.workspace_bytes}, at::TensorOptions().dtype(at::kByte).device(device));
   d->status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
-  check_launch(type == at::kFloat  ? launch_select_as<K::Element::f32>(*d, stream)
-               : type == at::kHalf ? launch_select_as<K::Element::f16>(*d, stream)
-                                   : launch_select_as<K::Element::bf16>(*d, stream),
-               "select_kernel");
+  check_launch(input.launch(*d, stream), "select_kernel");
 
   // K follows from geometry in exact mode; reference mode allocates every token and narrows.
   const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong).device(device);
@@ -443,26 +581,75 @@ TokenSelection TokenDropper::select(const at::Tensor& init_cls_attn,
         init_cls_attn.size(0), rows);
   const VisionGrid vision = vision_grid_for(init_cls_attn.size(2) - 1, images.tile_px);
 #if HIRED_CUDA_DISPATCH
-  if (init_cls_attn.is_cuda())
-    return select_cuda(init_cls_attn, final_cls_attn, std::move(layouts), vision, config_,
-                       *cache_);
+  if (init_cls_attn.is_cuda()) {
+    const at::ScalarType type = kernel_type({init_cls_attn, final_cls_attn});
+    const at::Tensor init = init_cls_attn.to(type).contiguous();
+    const at::Tensor final = final_cls_attn.to(type).contiguous();
+    SelectInput input{.tensors = {init, final},
+                      .launch = [type](const detail::DeviceSelection& d, cudaStream_t stream) {
+                        return dispatch_element(type, [&]<K::Element E>() {
+                          return launch_attention<E>(d, stream);
+                        });
+                      },
+                      .explain_invalid = [init, final] {
+                        head_sums(init, "init_cls_attn");
+                        head_sums(final, "final_cls_attn");
+                      }};
+    return select_cuda(std::move(input), std::move(layouts), vision, config_, *cache_);
+  }
 #endif
 
   Selection host = select_tokens(head_sums(init_cls_attn, "init_cls_attn"),
                                  head_sums(final_cls_attn, "final_cls_attn"), std::move(layouts),
                                  vision, config_);
+  return from_host(std::move(host), init_cls_attn.device());
+}
 
-  std::vector<std::int64_t> budgets(static_cast<std::size_t>(rows));
-  for (std::int64_t p = 0; p < rows; ++p) budgets[p] = host.budget(p);
-  const at::Device device = init_cls_attn.device();
-  TokenSelection out;
-  out.budgets = to_tensor(budgets, device);
-  out.kept = at::tensor(at::ArrayRef<std::int32_t>(host.kept), at::kInt).to(device, at::kLong);
-  out.kept_offsets = to_tensor(host.kept_offsets, device);
-  out.partition_offsets = to_tensor(host.partition_offsets, device);
-  out.requested = to_tensor(host.requested, device);
-  out.host = std::move(host);
-  return out;
+TokenSelection TokenDropper::select(const QueryKeys& init, const QueryKeys& final,
+                                    const ImageBatch& images) const {
+  check_query_keys(init, "init");
+  check_query_keys(final, "final");
+  check(final.q.sizes() == init.q.sizes(), "final.q: shape {} differs from init.q's {}",
+        shape_of(final.q), shape_of(init.q));
+  check(final.heads == init.heads, "final.heads: {} differs from init.heads {}", final.heads,
+        init.heads);
+  check(final.q.device() == init.q.device(), "final: on {}, but init is on {}",
+        final.q.device().str(), init.q.device().str());
+
+  std::vector<ImageLayout> layouts = image_layouts(images);
+  const std::int64_t rows = total_partitions(layouts);
+  check(init.q.size(0) == rows, "init.q: {} rows, but num_partitions sums to {} partitions",
+        init.q.size(0), rows);
+  const VisionGrid vision = vision_grid_for(init.q.size(1) - 1, images.tile_px);
+#if HIRED_CUDA_DISPATCH
+  if (init.q.is_cuda()) {
+    const std::int64_t head_dim = init.q.size(2) / init.heads;
+    check(head_dim <= K::kSelectMaxHeadDim,
+          "init.q: head dim {} (width {} / {} heads); the CUDA kernels support at most {}",
+          head_dim, init.q.size(2), init.heads, K::kSelectMaxHeadDim);
+    const at::ScalarType type = kernel_type({init.q, init.k, final.q, final.k});
+    const auto as_read = [type](const at::Tensor& t) { return channels_contiguous(t.to(type)); };
+    const std::vector<at::Tensor> read{as_read(init.q), as_read(init.k), as_read(final.q),
+                                       as_read(final.k)};
+    const std::int64_t heads = init.heads;
+    SelectInput input{.tensors = read,
+                      .launch = [type, heads](const detail::DeviceSelection& d,
+                                              cudaStream_t stream) {
+                        return dispatch_element(type, [&]<K::Element E>() {
+                          return launch_query_keys<E>(d, heads, stream);
+                        });
+                      },
+                      .explain_invalid = [read, heads, layouts] {
+                        host_qk_scores({read[0], read[1], heads}, {read[2], read[3], heads},
+                                       layouts);
+                      }};
+    return select_cuda(std::move(input), std::move(layouts), vision, config_, *cache_);
+  }
+#endif
+
+  auto [init_scores, final_scores] = host_qk_scores(init, final, layouts);
+  Selection host = select_tokens(init_scores, final_scores, std::move(layouts), vision, config_);
+  return from_host(std::move(host), init.q.device());
 }
 
 PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::Tensor& features,

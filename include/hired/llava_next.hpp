@@ -36,6 +36,13 @@ LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tenso
                                     const at::Tensor& final_cls_attn, const ImageBatch& images,
                                     const ProjectorFn& project, const at::Tensor& image_newline);
 
+/// The same from the CLS queries and keys of l_init and l_final (TokenDropper::select's q/k
+/// overload: the same tokens on CPU and CUDA, bit for bit).
+LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tensor& features,
+                                    const QueryKeys& init, const QueryKeys& final,
+                                    const ImageBatch& images, const ProjectorFn& project,
+                                    const at::Tensor& image_newline);
+
 /// Stock LLaVA-Next, for comparison and for runs without dropping: every token is projected,
 /// then the tile grid is unpadded and an image_newline row follows every row
 /// (transformers' `pack_image_features`).

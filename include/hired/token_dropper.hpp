@@ -27,6 +27,16 @@ struct ImageBatch {
   std::int64_t tile_px = 336;
 };
 
+/// One ViT layer's CLS queries and keys: the query and key projections q, k [sum P, N + 1, H * d]
+/// (before the 1/sqrt(d) scale; only token 0 of q is read), any floating dtype, one device.
+/// Views with contiguous channels, such as the chunks of a fused qkv projection, are read in
+/// place by the CUDA kernels; other layouts are copied.
+struct QueryKeys {
+  at::Tensor q;
+  at::Tensor k;
+  std::int64_t heads = 0;  // H; the head dim d = width / H
+};
+
 /// Each image's layout (partitions, tile grid, size), validated; errors name the tensor.
 std::vector<ImageLayout> image_layouts(const ImageBatch& images);
 
@@ -98,6 +108,13 @@ class TokenDropper {
   TokenSelection select(const at::Tensor& init_cls_attn, const at::Tensor& final_cls_attn,
                         const ImageBatch& images) const;
 
+  /// The same from the CLS queries and keys of l_init and l_final, scored by
+  /// hired/qk_scores.hpp's arithmetic on either device (CUDA: inside the same two launches),
+  /// so the CPU and CUDA paths keep the same tokens bit for bit. Only each image's full-image
+  /// row of `init` is read: the budgets need no other. CUDA supports d <= 256.
+  TokenSelection select(const QueryKeys& init, const QueryKeys& final,
+                        const ImageBatch& images) const;
+
   /// `features`: [sum P, N, D], e.g. the vision tower's feature layer without CLS.
   /// `image_newline` ([D]) is required unless the newline policy is none.
   /// A CUDA selection with CUDA features of dtype f32/f16/bf16 packs with one kernel launch
@@ -116,7 +133,8 @@ class TokenDropper {
 /// The CLS query's attention row of one layer from its query and key projections
 /// ([sum P, N + 1, H * d], before the 1/sqrt(d) scale): softmax(q_CLS . k_j / sqrt(d)) over
 /// all N + 1 keys, per head, in float32 -> [sum P, H, N + 1]. One pass over k: the N x N
-/// attention map is never formed.
+/// attention map is never formed. ATen's arithmetic (a GEMM and at::softmax): for scores that
+/// agree between devices bit for bit, pass the QueryKeys to TokenDropper::select instead.
 at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads);
 
 }  // namespace hired

@@ -23,10 +23,18 @@ template __global__ void cls_scores_qk_kernel<Element::bf16, kClsScoresThreads>(
     ClsScoresQkParams<Element::bf16>);
 template __global__ void topk_kernel<kTopKThreads>(TopKParams);
 template __global__ void budget_kernel<kBudgetThreads>(BudgetParams);
-template __global__ void select_kernel<Element::f32, kSelectThreads>(SelectParams<Element::f32>);
-template __global__ void select_kernel<Element::f16, kSelectThreads>(SelectParams<Element::f16>);
-template __global__ void select_kernel<Element::bf16, kSelectThreads>(
-    SelectParams<Element::bf16>);
+template __global__ void select_kernel<AttentionInput<Element::f32>, kSelectThreads>(
+    SelectParams<AttentionInput<Element::f32>>);
+template __global__ void select_kernel<AttentionInput<Element::f16>, kSelectThreads>(
+    SelectParams<AttentionInput<Element::f16>>);
+template __global__ void select_kernel<AttentionInput<Element::bf16>, kSelectThreads>(
+    SelectParams<AttentionInput<Element::bf16>>);
+template __global__ void select_kernel<QueryKeyInput<Element::f32>, kSelectThreads>(
+    SelectParams<QueryKeyInput<Element::f32>>);
+template __global__ void select_kernel<QueryKeyInput<Element::f16>, kSelectThreads>(
+    SelectParams<QueryKeyInput<Element::f16>>);
+template __global__ void select_kernel<QueryKeyInput<Element::bf16>, kSelectThreads>(
+    SelectParams<QueryKeyInput<Element::bf16>>);
 template __global__ void pack_kernel<std::uint16_t, kPackThreads>(PackParams);
 template __global__ void pack_kernel<std::uint32_t, kPackThreads>(PackParams);
 
@@ -50,15 +58,14 @@ cudaError_t launch_qk(const ClsScoresQkParams<E>& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-template <Element E>
-cudaError_t launch_fused_select(const SelectParams<E>& p, cudaStream_t stream) {
+template <class Input>
+cudaError_t launch_fused_select(const SelectParams<Input>& p, cudaStream_t stream) {
   const BudgetParams& b = p.budget;
   if (!selection_supports(p.partitions, b.image_count, b.tokens, b.side) || !budget_supports(b) ||
-      p.init_attention == nullptr || p.final_attention == nullptr || p.heads <= 0 ||
-      b.images == nullptr || p.workspace == nullptr ||
+      !input_supported(p.input) || b.images == nullptr || p.workspace == nullptr ||
       p.workspace_bytes < SelectionWorkspace::layout(p.partitions, b.tokens, b.side).bytes)
     return cudaErrorInvalidValue;
-  select_kernel<E, kSelectThreads><<<select_grid(p), kSelectThreads, 0, stream>>>(p);
+  select_kernel<Input, kSelectThreads><<<select_grid(p), kSelectThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -99,13 +106,28 @@ cudaError_t launch_budgets(const BudgetParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-cudaError_t launch_select(const SelectParams<Element::f32>& p, cudaStream_t stream) {
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::f32>>& p,
+                          cudaStream_t stream) {
   return launch_fused_select(p, stream);
 }
-cudaError_t launch_select(const SelectParams<Element::f16>& p, cudaStream_t stream) {
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::f16>>& p,
+                          cudaStream_t stream) {
   return launch_fused_select(p, stream);
 }
-cudaError_t launch_select(const SelectParams<Element::bf16>& p, cudaStream_t stream) {
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::bf16>>& p,
+                          cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::f32>>& p,
+                          cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::f16>>& p,
+                          cudaStream_t stream) {
+  return launch_fused_select(p, stream);
+}
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::bf16>>& p,
+                          cudaStream_t stream) {
   return launch_fused_select(p, stream);
 }
 

@@ -2,8 +2,9 @@
 // on CPU tensors (the core): kept sets, budgets, CSR offsets, requested budgets, packed
 // features to the bit, source rows and lengths — every mode, newline policy, attention and
 // feature dtype, non-contiguous inputs, the lazily filled host copy, errors, and a CUDA graph
-// capture of select + gather. Skips (GTEST_SKIP) without a CUDA device; label `gpu`, run on a
-// GPU machine by scripts/gpu_check.sh.
+// capture of select + gather; from attention rows and from CLS queries and keys (scored in the
+// kernel, bit for bit as on the host). Skips (GTEST_SKIP) without a CUDA device; label `gpu`,
+// run on a GPU machine by scripts/gpu_check.sh.
 #include "hired/token_dropper.hpp"
 
 #include <ATen/ATen.h>
@@ -217,6 +218,58 @@ TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
 }
 #endif
 
+// ---- From CLS queries and keys ----
+
+/// One layer's q, k as chunks of a fused qkv projection [sum P, N + 1, 3 * H * d] (strided
+/// views), with tied keys: every key is one of a few rows, so the top-k cut has ties.
+hired::QueryKeys tied_query_keys(std::int64_t seed, std::int64_t heads, std::int64_t head_dim) {
+  at::manual_seed(seed);
+  const std::int64_t width = heads * head_dim;
+  const at::Tensor rows = at::randn({kPartitions, 5, 3 * width});
+  const at::Tensor pick = at::randint(0, 5, {kTokens + 1}, at::kLong);
+  const auto chunks = rows.index_select(1, pick).chunk(3, -1);
+  return {chunks[0], chunks[1], heads};
+}
+
+hired::QueryKeys to(const hired::QueryKeys& in, const at::TensorOptions& options) {
+  return {in.q.to(options), in.k.to(options), in.heads};
+}
+
+TEST_F(TokenDropperCuda, QueryKeysMatchTheCpuPathBitForBit) {
+  const ImageBatch images = heterogeneous_batch();
+  const hired::QueryKeys init = tied_query_keys(11, 16, 64), final = tied_query_keys(12, 16, 64);
+  const at::Tensor features = at::randn({kPartitions, kTokens, kDim}, at::kHalf);
+  const at::Tensor newline = at::randn({kDim}, at::kHalf);
+  for (const Mode mode : {Mode::exact, Mode::reference})
+    for (const NewlinePolicy policy : {NewlinePolicy::none, NewlinePolicy::kept_rows})
+      for (const at::ScalarType dtype : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble}) {
+        const std::string what = std::string(hired::to_string(mode)) + " " +
+                                 std::string(hired::to_string(policy)) + " " + c10::toString(dtype);
+        const TokenDropper dropper(config_for(mode, policy));
+        const hired::QueryKeys i = to(init, at::TensorOptions().dtype(dtype));
+        const hired::QueryKeys f = to(final, at::TensorOptions().dtype(dtype));
+        const auto cpu = dropper.select(i, f, images);
+        const auto gpu = dropper.select(to(i, at::kCUDA), to(f, at::kCUDA), images);
+        expect_same_selection(gpu, cpu, what);
+        expect_same_packing(dropper.gather(gpu, features.cuda(), newline.cuda()),
+                            dropper.gather(cpu, features, newline), what);
+      }
+}
+
+TEST_F(TokenDropperCuda, QueryKeysInvalidLogitIsRaised) {
+  hired::QueryKeys init = tied_query_keys(13, 4, 16);
+  const hired::QueryKeys final = tied_query_keys(14, 4, 16);
+  init.k = init.k.clone();
+  init.k[0][9][5] = std::numeric_limits<float>::quiet_NaN();
+  const TokenDropper exact(config_for(Mode::exact, NewlinePolicy::none));
+  const auto gpu = exact.select(to(init, at::kCUDA), to(final, at::kCUDA), heterogeneous_batch());
+  EXPECT_THROW(gpu.check(), hired::Error);
+  EXPECT_THROW(exact.select(init, final, heterogeneous_batch()), hired::Error);
+  hired::QueryKeys wide = tied_query_keys(15, 1, 300);  // head dim beyond the kernels' 256
+  EXPECT_THROW(exact.select(to(wide, at::kCUDA), to(wide, at::kCUDA), heterogeneous_batch()),
+               hired::Error);
+}
+
 // Not a benchmark (no time is asserted): the time of select + gather at the paper's shapes
 // (batch 4 of 600x600, 16 heads, D = 1024), printed for scripts/gpu_check.sh's table.
 TEST_F(TokenDropperCuda, ReportsTheTimeOfSelectAndGather) {
@@ -244,6 +297,28 @@ TEST_F(TokenDropperCuda, ReportsTheTimeOfSelectAndGather) {
     std::printf("HIRED_GPU_TIME %s select+gather batch 4 (600x600, D 1024, f16): %.1f us\n",
                 std::string(hired::to_string(mode)).c_str(), us);
   }
+  // From q/k (the paper's CLIP-L: 16 heads of 64, f16), scored inside select_kernel.
+  const auto qk = [&](std::int64_t seed) {
+    at::manual_seed(seed);
+    const auto chunks =
+        at::randn({partitions, kTokens + 1, 3 * 1024}, at::kHalf).cuda().chunk(3, -1);
+    return hired::QueryKeys{chunks[0], chunks[1], 16};
+  };
+  const hired::QueryKeys qk_init = qk(21), qk_final = qk(22);
+  const TokenDropper dropper(config_for(Mode::exact, NewlinePolicy::every_row));
+  const auto run = [&] {
+    return dropper.gather(dropper.select(qk_init, qk_final, batch), features, newline);
+  };
+  for (int i = 0; i < 5; ++i) (void)run().features.sum().item<float>();
+  constexpr int repeats = 50;
+  const auto start = std::chrono::steady_clock::now();
+  at::Tensor last;
+  for (int i = 0; i < repeats; ++i) last = run().features;
+  (void)last.sum().item<float>();
+  const double us = std::chrono::duration<double, std::micro>(
+                        std::chrono::steady_clock::now() - start).count() / repeats;
+  std::printf("HIRED_GPU_TIME exact q/k select+gather batch 4 (600x600, 16 x 64, f16): %.1f us\n",
+              us);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The fused selection (select_kernel + pack_kernel, hired/kernels/selection.cuh) run by the
-// host emulator on one batch and compared with the CPU path: sum_heads + select_tokens
-// (budgets, kept indices, requested) and pack_plan + a plain host gather (source rows, lengths,
-// packed feature words). Shared by selection_kernel_test.cpp and broken_kernels_test.cpp.
+// host emulator on one batch and compared with the CPU path: sum_heads (attention rows) or
+// qk_scores (CLS queries and keys) + select_tokens (budgets, kept indices, requested) and
+// pack_plan + a plain host gather (source rows, lengths, packed feature words). Shared by
+// selection_kernel_test.cpp and broken_kernels_test.cpp.
 //
 // Every output buffer is followed by guard words that must survive the launch; a case can
 // squeeze one capacity (kept, rows or workspace) one below what it needs, and then the status
@@ -11,16 +12,19 @@
 #include "hired/half.hpp"
 #include "hired/kernels/plan.hpp"
 #include "hired/kernels/selection.cuh"
+#include "hired/qk_scores.hpp"
 #include "hired/scores.hpp"
 #include "hired/selection.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace hired_test {
@@ -29,12 +33,20 @@ using hired::kernels::Element;
 
 enum class Squeeze { none, kept, rows, workspace };
 
+/// What select_kernel scores: attention rows, or CLS queries and keys.
+enum class Input { attention, query_keys };
+
 struct FusedCase {
   hired::DropConfig config;  // mode, budget, alpha; config.newline is the packing policy
   hired::VisionGrid vision;
   std::vector<hired::ImageLayout> images;
-  Element attention = Element::f32;
+  Input input = Input::attention;
+  Element attention = Element::f32;  // the element type of either input
   int heads = 2;
+  int head_dim = 3;   // query_keys only
+  int q_padding = 0;  // query_keys: extra channels between rows of q, between keys of k
+  int k_padding = 0;
+  bool qk_ties = true;  // query_keys: mostly tied keys; false: every value drawn at random
   int feature_bytes = 4;  // 2: f16/bf16 words, 4: f32 words
   int dim = 8, chunk = 8;
   int row_padding = 0;  // feature rows are dim + row_padding words apart
@@ -78,6 +90,34 @@ std::vector<hired::kernels::storage_t<E>> random_attention(std::mt19937& rng, st
   return out;
 }
 
+// Queries and keys with many exact ties: multiples of 1/4 (exact in f16 and bf16, exact dot
+// products), keys repeating a few rows, sometimes every key the same.
+template <Element E>
+std::vector<hired::kernels::storage_t<E>> random_query_keys(std::mt19937& rng, std::int64_t rows,
+                                                            std::int64_t keys,
+                                                            std::int64_t width,
+                                                            std::int64_t stride, bool ties) {
+  std::vector<hired::kernels::storage_t<E>> out(static_cast<std::size_t>(rows * keys * stride),
+                                                encode<E>(-1.5f));  // padding: never read
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::int64_t p = 0; p < rows; ++p) {
+    const int kind = ties ? std::uniform_int_distribution<int>(0, 3)(rng) : 3;
+    const std::int64_t distinct = std::uniform_int_distribution<std::int64_t>(1, 4)(rng);
+    for (std::int64_t t = 0; t < keys; ++t) {
+      const std::int64_t source = kind == 0 ? 0 : kind == 1 ? t % distinct : t;
+      for (std::int64_t c = 0; c < width; ++c) {
+        const auto at = [&](std::int64_t key) {
+          return static_cast<std::size_t>((p * keys + key) * stride + c);
+        };
+        std::uniform_int_distribution<int> quarters(-6, 6);
+        const float drawn = kind == 3 ? normal(rng) : 0.25f * static_cast<float>(quarters(rng));
+        out[at(t)] = encode<E>(source != t ? hired::kernels::to_float<E>(out[at(source)]) : drawn);
+      }
+    }
+  }
+  return out;
+}
+
 constexpr std::int64_t kGuards = 4;
 constexpr std::int64_t kGuard64 = 0x6a6a6a6a6a6a6a6aLL;
 
@@ -111,21 +151,69 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
   FusedOutcome outcome;
   const std::int64_t tokens = c.vision.tokens(), keys = tokens + 1;
   const std::int64_t rows = total_partitions(c.images);
-  const auto init = random_attention<E>(rng, rows, c.heads, keys);
-  const auto final_attention = random_attention<E>(rng, rows, c.heads, keys);
-
-  // The CPU path.
-  std::vector<float> widened(init.size()), widened_final(init.size());
-  for (std::size_t i = 0; i < init.size(); ++i) {
-    widened[i] = to_float<E>(init[i]);
-    widened_final[i] = to_float<E>(final_attention[i]);
+  // The inputs, and the CPU path's scores of them.
+  using Storage = storage_t<E>;
+  std::vector<Storage> init, final_attention;  // attention rows, or q/k [rows, keys, stride]
+  std::vector<float> init_scores, final_scores;
+  const std::int64_t width = std::int64_t{c.heads} * c.head_dim;
+  const std::int64_t qk_stride = width + c.q_padding, k_stride = width + c.k_padding;
+  std::vector<Storage> q_init, q_final;
+  if (c.input == Input::attention) {
+    init = random_attention<E>(rng, rows, c.heads, keys);
+    final_attention = random_attention<E>(rng, rows, c.heads, keys);
+    std::vector<float> widened(init.size()), widened_final(init.size());
+    for (std::size_t i = 0; i < init.size(); ++i) {
+      widened[i] = to_float<E>(init[i]);
+      widened_final[i] = to_float<E>(final_attention[i]);
+    }
+    init_scores = sum_heads(widened.data(), rows, c.heads, keys, "init");
+    final_scores = sum_heads(widened_final.data(), rows, c.heads, keys, "final");
+  } else {
+    // q: one CLS row per partition, qk_stride apart; k: [rows, keys, k_stride].
+    q_init = random_query_keys<E>(rng, rows, 1, width, qk_stride, c.qk_ties);
+    q_final = random_query_keys<E>(rng, rows, 1, width, qk_stride, c.qk_ties);
+    init = random_query_keys<E>(rng, rows, keys, width, k_stride, c.qk_ties);
+    final_attention = random_query_keys<E>(rng, rows, keys, width, k_stride, c.qk_ties);
+    // Only full-image rows of the init layer may be read: poison the others.
+    std::vector<bool> full(static_cast<std::size_t>(rows), false);
+    for (std::int64_t p = 0, b = 0; b < static_cast<std::int64_t>(c.images.size()); ++b) {
+      full[static_cast<std::size_t>(p)] = true;
+      p += c.images[static_cast<std::size_t>(b)].partitions;
+    }
+    const Storage nan = encode<E>(std::numeric_limits<float>::quiet_NaN());
+    for (std::int64_t p = 0; p < rows; ++p)
+      if (!full[static_cast<std::size_t>(p)]) {
+        std::fill_n(q_init.begin() + p * qk_stride, width, nan);
+        std::fill_n(init.begin() + p * keys * k_stride, keys * k_stride, nan);
+      }
+    const auto widen = [](const std::vector<Storage>& v) {
+      std::vector<float> out(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) out[i] = to_float<E>(v[i]);
+      return out;
+    };
+    const std::vector<float> qi = widen(q_init), ki = widen(init), qf = widen(q_final),
+                             kf = widen(final_attention);
+    const auto view = [&](const std::vector<float>& q, const std::vector<float>& k) {
+      return QueryKeyView{.q = q.data(), .q_row_stride = qk_stride, .k = k.data(),
+                          .k_row_stride = keys * k_stride, .k_token_stride = k_stride,
+                          .rows = rows, .heads = c.heads, .head_dim = c.head_dim,
+                          .tokens = tokens, .scale = qk_scale(c.head_dim)};
+    };
+    std::vector<std::int64_t> full_rows;
+    for (std::int64_t p = 0; p < rows; ++p)
+      if (full[static_cast<std::size_t>(p)]) full_rows.push_back(p);
+    const std::vector<float> full_scores = qk_scores(view(qi, ki), "init", full_rows);
+    init_scores.assign(static_cast<std::size_t>(rows * tokens), 0.0f);  // unread: tiles
+    for (std::size_t i = 0; i < full_rows.size(); ++i)
+      std::copy_n(full_scores.begin() + static_cast<std::ptrdiff_t>(i) * tokens, tokens,
+                  init_scores.begin() + full_rows[i] * tokens);
+    final_scores = qk_scores(view(qf, kf), "final");
   }
+
   std::optional<Selection> selection;
   std::optional<PackPlan> pack;
   try {
-    selection = select_tokens(sum_heads(widened.data(), rows, c.heads, keys, "init"),
-                              sum_heads(widened_final.data(), rows, c.heads, keys, "final"),
-                              c.images, c.vision, c.config);
+    selection = select_tokens(init_scores, final_scores, c.images, c.vision, c.config);
     pack = pack_plan(*selection, c.config.newline);
   } catch (const Error&) {
   }
@@ -196,16 +284,24 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
   auto totals = guarded<std::int64_t>(2, kGuard64);
   unsigned status = 0xdeadbeefu;
 
-  SelectParams<E> select{.init_attention = init.data(),
-                         .final_attention = final_attention.data(),
-                         .row_stride = c.heads * keys,
-                         .head_stride = keys,
-                         .heads = c.heads,
-                         .partitions = plan->partitions,
-                         .budget = plan->budget,
-                         .workspace = workspace.data(),
-                         .workspace_bytes = workspace_bytes};
-  select.budget.images = plan->images.data();
+  const auto select_params = [&](const auto& input) {
+    SelectParams<std::decay_t<decltype(input)>> select{.input = input,
+                                                       .partitions = plan->partitions,
+                                                       .budget = plan->budget,
+                                                       .workspace = workspace.data(),
+                                                       .workspace_bytes = workspace_bytes};
+    select.budget.images = plan->images.data();
+    return select;
+  };
+  const auto attention_select = select_params(AttentionInput<E>{
+      .init = init.data(), .final = final_attention.data(), .row_stride = c.heads * keys,
+      .head_stride = keys, .heads = c.heads});
+  const auto qk_select = select_params(QueryKeyInput<E>{
+      .init = {.q = q_init.data(), .q_row_stride = qk_stride, .k = init.data(),
+               .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
+      .final = {.q = q_final.data(), .q_row_stride = qk_stride, .k = final_attention.data(),
+                .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
+      .heads = c.heads, .head_dim = c.head_dim, .scale = qk_scale(c.head_dim)});
   const PackParams packing{.images = plan->images.data(),
                            .image_count = static_cast<std::int32_t>(c.images.size()),
                            .partitions = plan->partitions,
@@ -231,8 +327,12 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
                            .totals = totals.data(),
                            .status = &status};
   try {
-    hired::emu::launch_with(options, select_kernel<E, Threads>, select_grid(select), dim3(Threads),
-                            select);
+    if (c.input == Input::attention)
+      hired::emu::launch_with(options, select_kernel<AttentionInput<E>, Threads>,
+                              select_grid(attention_select), dim3(Threads), attention_select);
+    else
+      hired::emu::launch_with(options, select_kernel<QueryKeyInput<E>, Threads>,
+                              select_grid(qk_select), dim3(Threads), qk_select);
     hired::emu::launch_with(options, pack_kernel<Word, Threads>, pack_grid(packing), dim3(Threads),
                             packing);
   } catch (const hired::emu::KernelError& e) {

@@ -3,11 +3,13 @@
 // for output: budgets, kept indices, CSR offsets, source rows, lengths and the packed feature
 // words, with guard words after every buffer.
 //
-// Random batches cover both modes, the three newline policies, heavy score ties, budgets of 0
-// tokens up to beyond P * N, P = 1 (with and without an image size), odd N, heterogeneous
-// batches (different P and image sizes in one launch), f32/f16/bf16 attention, 2- and 4-byte
-// feature words, padded feature rows, several column chunks, both schedules and strict mode,
-// and capacities squeezed one below the need (status set, nothing written past the end).
+// Random batches cover both inputs (attention rows; CLS queries and keys, scored in the kernel
+// by qk_scores' arithmetic and compared bit for bit), both modes, the three newline policies,
+// heavy score ties, budgets of 0 tokens up to beyond P * N, P = 1 (with and without an image
+// size), odd N, heterogeneous batches (different P and image sizes in one launch),
+// f32/f16/bf16 inputs, strided q/k, 2- and 4-byte feature words, padded feature rows, several
+// column chunks, both schedules and strict mode, and capacities squeezed one below the need
+// (status set, nothing written past the end).
 //
 // Cost: ~5-10 us per thread hand-over in the emulator, two top-k per partition: 32- and
 // 64-thread blocks, small token grids, mostly one to three partitions per image.
@@ -25,6 +27,8 @@
 #include <random>
 #include <span>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace hired::kernels {
@@ -89,8 +93,9 @@ DropConfig random_config(std::mt19937& rng, Mode mode) {
   return config;
 }
 
-FusedCase random_case(std::mt19937& rng, Mode mode, int index) {
+FusedCase random_case(std::mt19937& rng, Mode mode, int index, hired_test::Input input) {
   FusedCase c;
+  c.input = input;
   c.config = random_config(rng, mode);
   // Exact: any square grid, odd N included. Reference splits N into P - 1 equal bands, so
   // mostly N with many divisors (an uneven split is a rejection both sides must agree on).
@@ -103,6 +108,9 @@ FusedCase random_case(std::mt19937& rng, Mode mode, int index) {
   for (int i = 0; i < images; ++i) c.images.push_back(random_image(rng, c.vision, pinpoints));
   c.attention = static_cast<Element>(index % 3);
   c.heads = std::uniform_int_distribution<int>(1, 3)(rng);
+  c.head_dim = 1 + index % 5;  // not from rng: the attention cases keep their stream
+  c.q_padding = index % 5 == 2 ? 3 : 0;
+  c.k_padding = index % 3 == 1 ? 2 : 0;
   c.feature_bytes = index % 2 == 0 ? 4 : 2;
   c.dim = std::uniform_int_distribution<int>(1, 12)(rng);
   c.row_padding = index % 4 == 1 ? 3 : 0;
@@ -132,11 +140,12 @@ void count(Coverage& coverage, const FusedCase& c, const FusedOutcome& outcome) 
 }
 
 template <int Threads>
-void random_cases(unsigned seed, Mode mode, int cases) {
+void random_cases(unsigned seed, Mode mode, int cases,
+                  hired_test::Input input = hired_test::Input::attention) {
   std::mt19937 rng(seed);
   Coverage coverage;
   for (int i = 0; i < cases; ++i) {
-    const FusedCase c = random_case(rng, mode, i);
+    const FusedCase c = random_case(rng, mode, i, input);
     const FusedOutcome outcome = hired_test::run_fused<Threads>(rng, c, mode_for(i));
     ASSERT_EQ(outcome.error, "") << "case " << i << " (" << c.images.size() << " images, N "
                                  << c.vision.tokens() << ", newline "
@@ -168,16 +177,33 @@ TEST(FusedSelection, ExactMatchesCpu64Threads) { random_cases<64>(52, Mode::exac
 TEST(FusedSelection, ReferenceMatchesCpu32Threads) { random_cases<32>(53, Mode::reference, 460); }
 TEST(FusedSelection, ReferenceMatchesCpu64Threads) { random_cases<64>(54, Mode::reference, 40); }
 
+// And 1,000 with CLS queries and keys: the scores too must equal the CPU path's bit for bit.
+using hired_test::Input;
+TEST(FusedSelectionQk, ExactMatchesCpu32Threads) {
+  random_cases<32>(61, Mode::exact, 460, Input::query_keys);
+}
+TEST(FusedSelectionQk, ExactMatchesCpu64Threads) {
+  random_cases<64>(62, Mode::exact, 40, Input::query_keys);
+}
+TEST(FusedSelectionQk, ReferenceMatchesCpu32Threads) {
+  random_cases<32>(63, Mode::reference, 460, Input::query_keys);
+}
+TEST(FusedSelectionQk, ReferenceMatchesCpu64Threads) {
+  random_cases<64>(65, Mode::reference, 40, Input::query_keys);
+}
+
 // LLaVA-Next's N = 576: one heterogeneous batch per mode and policy — P = 1, 3, 4, 5 and
 // sizes that leave padding rows or columns.
 TEST(FusedSelection, LlavaSizedHeterogeneousBatch) {
   std::mt19937 rng(55);
   const std::vector<Size2> sizes{{480, 640}, {1000, 300}, {700, 700}, {336, 1000}};
-  for (int round = 0; round < 6; ++round) {
+  for (int round = 0; round < 8; ++round) {
     FusedCase c;
+    c.input = round >= 6 ? Input::query_keys : Input::attention;
+    c.head_dim = 8;
     c.config.mode = round % 2 == 0 ? Mode::exact : Mode::reference;
     c.config.budget = Budget::rate(round < 2 ? 0.2 : 0.5);
-    c.config.newline = static_cast<NewlinePolicy>(round / 2);
+    c.config.newline = static_cast<NewlinePolicy>(round / 2 % 3);
     c.vision = {336, 24};
     c.images.push_back(ImageLayout{});
     for (const Size2& size : sizes) {
@@ -257,37 +283,111 @@ TEST(SelectionPlan, SizesAndErrors) {
   EXPECT_THROW(selection_workspace_bytes(1, 575), Error);
 }
 
+// One 300 x 600 image (1 x 2 tiles, P = 3) of 3 x 3 tokens, exact mode at 20%: select_kernel
+// on `input`, then pack_kernel's status and kept total (-9 when it wrote none).
+struct SmallBatch {
+  SelectionPlan plan = plan_selection(std::vector{image()}, VisionGrid{336, 3}, DropConfig{},
+                                      NewlinePolicy::every_row, true);
+
+  static ImageLayout image() {
+    ImageLayout image;
+    image.image_size = Size2{300, 600};
+    image.grid = {1, 2};
+    image.partitions = 3;
+    return image;
+  }
+
+  template <class Input>
+  std::pair<unsigned, std::int64_t> run(const Input& input) const {
+    std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
+    SelectParams<Input> select{.input = input, .partitions = 3, .budget = plan.budget,
+                               .workspace = workspace.data(),
+                               .workspace_bytes = plan.workspace_bytes};
+    select.budget.images = plan.images.data();
+    unsigned status = 0xdeadbeefu;
+    std::int64_t totals[2] = {-9, -9};
+    const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 3,
+                          .tokens = 9, .side = 3, .workspace = workspace.data(),
+                          .workspace_bytes = plan.workspace_bytes, .totals = totals,
+                          .status = &status};
+    emu::launch(select_kernel<Input, 32>, select_grid(select), dim3(32), select);
+    emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
+    return {status, totals[0]};
+  }
+};
+
 // Invalid attention anywhere the CPU path validates (here a tile's init row, which only
 // sum_heads reads) flags the batch; nothing else is written.
 TEST(FusedSelection, FlagsInvalidAttention) {
-  const VisionGrid vision{336, 3};
-  ImageLayout image;
-  image.image_size = Size2{300, 600};
-  image.grid = {1, 2};
-  image.partitions = 3;
-  const SelectionPlan plan = plan_selection(std::vector{image}, vision, DropConfig{},
-                                            NewlinePolicy::every_row, true);
   const int heads = 2, keys = 10;
   std::vector<float> init(3 * heads * keys, 0.25f), final_attention(init.size(), 0.5f);
   init[2 * heads * keys + keys + 4] = std::numeric_limits<float>::quiet_NaN();
+  const auto [status, kept] = SmallBatch{}.run(AttentionInput<Element::f32>{
+      .init = init.data(), .final = final_attention.data(), .row_stride = heads * keys,
+      .head_stride = keys, .heads = heads});
+  EXPECT_EQ(status, selection_status::invalid_attention);
+  EXPECT_EQ(kept, -9);
+}
+
+// A non-finite logit in a row the CPU path reads (the full image's init row, any final row)
+// flags the batch; one in a tile's init row, which nobody reads, does not.
+TEST(FusedSelectionQk, FlagsNonFiniteLogitsOfRowsItReads) {
+  const int heads = 2, head_dim = 2, keys = 10, width = heads * head_dim;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const auto& [layer, row, expect] :
+       {std::tuple{0, 0, selection_status::invalid_attention}, std::tuple{0, 2, 0u},
+        std::tuple{1, 1, selection_status::invalid_attention}, std::tuple{-1, 0, 0u}}) {
+    std::vector<float> q(3 * width, 0.5f), k(3 * keys * width, 0.25f);
+    std::vector<float> q_final = q, k_final = k;
+    if (layer >= 0) (layer == 0 ? k : k_final)[(row * keys + 4) * width + 1] = inf;
+    const auto rows = [&](const std::vector<float>& qs, const std::vector<float>& ks) {
+      return QueryKeyRows<Element::f32>{.q = qs.data(), .q_row_stride = width, .k = ks.data(),
+                                        .k_row_stride = keys * width, .k_token_stride = width};
+    };
+    const auto [status, kept] = SmallBatch{}.run(QueryKeyInput<Element::f32>{
+        .init = rows(q, k), .final = rows(q_final, k_final), .heads = heads,
+        .head_dim = head_dim, .scale = qk_scale(head_dim)});
+    EXPECT_EQ(status, expect) << "layer " << layer << ", row " << row;
+    EXPECT_EQ(kept, expect == 0u ? 5 : -9);  // 20% of 3 x 9 tokens
+  }
+}
+
+// A head_dim beyond the instantiation's limit, or a null key, is refused by the launcher's
+// check and, inside the kernel, flagged as unsupported (nothing kept).
+TEST(FusedSelectionQk, UnsupportedInputIsFlagged) {
+  const VisionGrid vision{336, 2};
+  const SelectionPlan plan = plan_selection(std::vector{ImageLayout{}}, vision, DropConfig{},
+                                            NewlinePolicy::none, true);
+  std::vector<float> q(kSelectMaxHeadDim + 1, 0.5f), k(5 * q.size(), 0.25f);
+  const QueryKeyRows<Element::f32> rows{.q = q.data(), .q_row_stride = 0, .k = k.data(),
+                                        .k_row_stride = 0,
+                                        .k_token_stride = static_cast<std::int64_t>(q.size())};
+  QueryKeyInput<Element::f32> input{.init = rows, .final = rows, .heads = 1,
+                                    .head_dim = kSelectMaxHeadDim + 1, .scale = 0.5f};
+  EXPECT_FALSE(input_supported(input));
+  input.head_dim = kSelectMaxHeadDim;
+  EXPECT_TRUE(input_supported(input));
+  input.final.k = nullptr;
+  EXPECT_FALSE(input_supported(input));
+  input.final.k = k.data();
+  input.scale = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(input_supported(input));
+  input.scale = 0.5f;
+  input.head_dim = kSelectMaxHeadDim + 1;
   std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-  SelectParams<Element::f32> select{.init_attention = init.data(),
-                                    .final_attention = final_attention.data(),
-                                    .row_stride = heads * keys, .head_stride = keys,
-                                    .heads = heads, .partitions = 3, .budget = plan.budget,
-                                    .workspace = workspace.data(),
-                                    .workspace_bytes = plan.workspace_bytes};
+  SelectParams<QueryKeyInput<Element::f32>> select{.input = input, .partitions = 1,
+                                                    .budget = plan.budget,
+                                                    .workspace = workspace.data(),
+                                                    .workspace_bytes = plan.workspace_bytes};
   select.budget.images = plan.images.data();
   unsigned status = 0;
-  std::int64_t totals[2] = {-9, -9};
-  const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 3,
-                        .tokens = 9, .side = 3, .workspace = workspace.data(),
-                        .workspace_bytes = plan.workspace_bytes, .totals = totals,
-                        .status = &status};
-  emu::launch(select_kernel<Element::f32, 32>, select_grid(select), dim3(32), select);
+  const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 1,
+                        .tokens = 4, .side = 2, .workspace = workspace.data(),
+                        .workspace_bytes = plan.workspace_bytes, .status = &status};
+  emu::launch(select_kernel<QueryKeyInput<Element::f32>, 32>, select_grid(select), dim3(32),
+              select);
   emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
-  EXPECT_EQ(status, selection_status::invalid_attention);
-  EXPECT_EQ(totals[0], -9);
+  EXPECT_EQ(status, selection_status::unsupported);
 }
 
 }  // namespace

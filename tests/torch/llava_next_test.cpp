@@ -129,6 +129,37 @@ TEST(LlavaNextSplice, DroppedRowsEqualTheMaskedPackingOfTheSelection) {
   }
 }
 
+// From q/k: the rows are the masked packing of the q/k selection, which TokenDropper::select
+// makes from the same tensors; at rate 1.0 they are the stock rows.
+TEST(LlavaNextSplice, FromQueryKeysProjectsTheQkSelection) {
+  at::manual_seed(5);
+  const Batch b = batch_of({{600, 600}, {250, 900}});
+  const CountingProjector projector;
+  const at::Tensor features = at::randn({b.partitions, kTokens, kVisionWidth});
+  const at::Tensor newline = at::randn({kTextWidth});
+  const auto qk = [&] {
+    const auto chunks = at::randn({b.partitions, kTokens + 1, 3 * 32}).chunk(3, -1);
+    return hired::QueryKeys{chunks[0], chunks[1], 4};
+  };
+  const hired::QueryKeys init = qk(), final = qk();
+  const TokenDropper dropper(hired_test::drop_config(0.2, NewlinePolicy::kept_rows));
+  const auto ours = hired::hired_llava_next(dropper, features, init, final, b.images,
+                                            projector.fn(), newline);
+  EXPECT_TRUE(at::equal(ours.selection->kept, dropper.select(init, final, b.images).kept));
+  const at::Tensor all = projector.fn()(features.reshape({-1, kVisionWidth}))
+                             .reshape({b.partitions, kTokens, kTextWidth});
+  EXPECT_TRUE(at::allclose(ours.features, hired_test::masked_packing(all, ours.selection->host,
+                                                                     newline,
+                                                                     NewlinePolicy::kept_rows),
+                           1e-5, 1e-6));
+  const auto everything = hired::hired_llava_next(TokenDropper(hired_test::drop_config(1.0)),
+                                                  features, init, final, b.images,
+                                                  projector.fn(), newline);
+  EXPECT_TRUE(at::equal(everything.features,
+                        hired::stock_llava_next(features, b.images, projector.fn(), newline)
+                            .features));
+}
+
 TEST(LlavaNextSplice, StockEqualsTheMaskedPackingOfEveryToken) {
   const Batch b = batch_of({{600, 600}, {250, 900}});
   at::manual_seed(4);

@@ -2,6 +2,7 @@
 // replace, the Hugging Face packing fixture, and every rejection of bad tensors.
 #include "hired/token_dropper.hpp"
 
+#include "hired/qk_scores.hpp"
 #include "hired/safetensors.hpp"
 #include "hired/scores.hpp"
 
@@ -234,6 +235,148 @@ TEST(TokenDropper, RejectsBadTensorsNamingTheArgument) {
   expect_error([&] { (void)hired::cls_attention(at::randn({2, 10, 8}), at::randn({2, 10, 6}), 2); }, "k");
   expect_error([&] { (void)hired::cls_attention(at::randn({2, 10, 8}), at::randn({2, 10, 8}), 3); }, "heads");
   expect_error([] { TokenDropper bad_alpha([] { DropConfig c; c.alpha = 1.5; return c; }()); }, "alpha");
+}
+
+// ---- From CLS queries and keys ----
+
+using hired::QueryKeys;
+
+/// One layer's q, k as the chunks of a fused qkv projection [P, N + 1, 3 * width] (so both
+/// are strided views, read in place).
+QueryKeys fused_qkv(std::int64_t partitions, std::int64_t heads, std::int64_t head_dim,
+                    std::int64_t keys = 577) {
+  const at::Tensor qkv = at::randn({partitions, keys, 3 * heads * head_dim});
+  const auto chunks = qkv.chunk(3, -1);
+  return {chunks[0], chunks[1], heads};
+}
+
+std::vector<std::int32_t> kept_of(const hired::TokenSelection& s) {
+  const at::Tensor kept = s.kept.to(at::kInt).contiguous();
+  return {kept.data_ptr<std::int32_t>(), kept.data_ptr<std::int32_t>() + kept.numel()};
+}
+
+// The CPU path is hired::qk_scores + select_tokens: full-image rows of the init layer only.
+TEST(TokenDropperQk, SelectionIsTheCoreOnQkScores) {
+  at::manual_seed(11);
+  const ImageBatch images = batch_of({5, 3}, {600, 600, 250, 600});
+  const QueryKeys init = fused_qkv(8, 4, 16), fin = fused_qkv(8, 4, 16);
+  const auto view = [](const QueryKeys& in) {
+    return hired::QueryKeyView{.q = in.q.data_ptr<float>(), .q_row_stride = in.q.stride(0),
+                               .k = in.k.data_ptr<float>(), .k_row_stride = in.k.stride(0),
+                               .k_token_stride = in.k.stride(1), .rows = 8, .heads = 4,
+                               .head_dim = 16, .tokens = 576, .scale = hired::qk_scale(16)};
+  };
+  const std::vector<float> full = hired::qk_scores(view(init), "init", std::vector<std::int64_t>{0, 5});
+  std::vector<float> init_scores(8 * 576, 0.0f);
+  std::copy_n(full.begin(), 576, init_scores.begin());
+  std::copy_n(full.begin() + 576, 576, init_scores.begin() + 5 * 576);
+  for (const hired::Mode mode : {hired::Mode::exact, hired::Mode::reference}) {
+    const DropConfig config = hired_test::drop_config(0.2, hired::NewlinePolicy::none, mode);
+    const auto core = hired::select_tokens(
+        init_scores, hired::qk_scores(view(fin), "final"),
+        {{5, {2, 2}, hired::Size2{600, 600}}, {3, {1, 2}, hired::Size2{250, 600}}}, {336, 24},
+        config);
+    const auto selection = TokenDropper(config).select(init, fin, images);
+    EXPECT_EQ(kept_of(selection), core.kept);
+    EXPECT_EQ(selection.budgets.sum().item<std::int64_t>(), selection.kept.size(0));
+  }
+}
+
+// The same tokens as through cls_attention's rows (ATen's softmax): the two arithmetics differ
+// by a few roundings, which moves no cut on continuous random scores.
+TEST(TokenDropperQk, KeepsWhatTheAttentionRowsKeep) {
+  at::manual_seed(12);
+  const ImageBatch images = batch_of({5, 1}, {600, 600, 336, 336});
+  const QueryKeys init = fused_qkv(6, 16, 8), fin = fused_qkv(6, 16, 8);
+  const TokenDropper dropper(hired_test::drop_config(0.2));
+  EXPECT_EQ(kept_of(dropper.select(init, fin, images)),
+            kept_of(dropper.select(hired::cls_attention(init.q, init.k, 16),
+                                   hired::cls_attention(fin.q, fin.k, 16), images)));
+}
+
+// Strided views, copies and 16-bit inputs select alike (widening to float is exact).
+TEST(TokenDropperQk, LayoutsAndDtypesSelectAlike) {
+  at::manual_seed(13);
+  const ImageBatch images = batch_of({3}, {250, 600});
+  const QueryKeys init = fused_qkv(3, 2, 8), fin = fused_qkv(3, 2, 8);
+  const TokenDropper dropper(hired_test::drop_config(0.3));
+  const std::vector<std::int32_t> kept = kept_of(dropper.select(init, fin, images));
+  const auto copy = [](const QueryKeys& in) {
+    return QueryKeys{in.q.contiguous(), in.k.contiguous(), in.heads};
+  };
+  EXPECT_EQ(kept_of(dropper.select(copy(init), copy(fin), images)), kept);
+  // Channels not contiguous: a [P, width, N + 1] tensor transposed.
+  const auto transposed = [](const QueryKeys& in) {
+    return QueryKeys{in.q.transpose(1, 2).contiguous().transpose(1, 2),
+                     in.k.transpose(1, 2).contiguous().transpose(1, 2), in.heads};
+  };
+  EXPECT_EQ(kept_of(dropper.select(transposed(init), transposed(fin), images)), kept);
+  for (const auto dtype : {at::kHalf, at::kBFloat16}) {
+    const auto narrow = [dtype](const QueryKeys& in) {
+      return QueryKeys{in.q.to(dtype), in.k.to(dtype), in.heads};
+    };
+    const auto widened = [dtype](const QueryKeys& in) {
+      return QueryKeys{in.q.to(dtype).to(at::kFloat), in.k.to(dtype).to(at::kFloat), in.heads};
+    };
+    EXPECT_EQ(kept_of(dropper.select(narrow(init), narrow(fin), images)),
+              kept_of(dropper.select(widened(init), widened(fin), images)));
+  }
+}
+
+// Tiles' init rows are never read; everything else that is read is checked.
+TEST(TokenDropperQk, ReadsOnlyWhatTheBudgetsNeed) {
+  at::manual_seed(14);
+  const ImageBatch images = batch_of({5}, {600, 600});
+  QueryKeys init = fused_qkv(5, 2, 8), fin = fused_qkv(5, 2, 8);
+  const TokenDropper dropper(hired_test::drop_config(0.2));
+  const std::vector<std::int32_t> kept = kept_of(dropper.select(init, fin, images));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  init.k[2].fill_(nan);  // a tile of the init layer
+  init.q[3].fill_(nan);
+  EXPECT_EQ(kept_of(dropper.select(init, fin, images)), kept);
+  init.k[0][7][3] = nan;  // the full image's key 7
+  expect_error([&] { (void)dropper.select(init, fin, images); },
+               {"init q/k", "row 0, head 0, key 7 is not finite"});
+  init.k[0][7][3] = 0.0f;
+  fin.q[4][0][9] = std::numeric_limits<float>::infinity();  // head 1 of the last tile
+  expect_error([&] { (void)dropper.select(init, fin, images); },
+               {"final q/k", "row 4, head 1"});
+}
+
+TEST(TokenDropperQk, RejectsBadTensorsNamingTheArgument) {
+  const ImageBatch images = batch_of({5}, {600, 600});
+  const QueryKeys good = fused_qkv(5, 2, 8);
+  const TokenDropper dropper(hired_test::drop_config(0.2));
+  const auto select = [&](const QueryKeys& init, const QueryKeys& fin,
+                          const ImageBatch& im = {}) {
+    return [&, init, fin, im] {
+      (void)dropper.select(init, fin, im.num_partitions.defined() ? im : images);
+    };
+  };
+  const auto with = [&](at::Tensor q, at::Tensor k, std::int64_t heads) {
+    return QueryKeys{std::move(q), std::move(k), heads};
+  };
+  expect_error(select(with({}, good.k, 2), good), "init: undefined");
+  expect_error(select(with(good.q.flatten(1), good.k, 2), good), {"init.q", "[sum P, N + 1, H * d]"});
+  expect_error(select(good, with(good.q, good.k.slice(1, 0, 576), 2)), {"final.k", "differs"});
+  expect_error(select(good, with(good.q.to(at::kInt), good.k, 2)), {"final", "floating point"});
+  expect_error(select(with(good.q, good.k.to(at::kMeta), 2), good), {"init.k", "meta"});
+  expect_error(select(with(good.q, good.k, 3), good), {"init.heads", "does not divide"});
+  expect_error(select(good, with(good.q, good.k, 4)), {"final.heads", "differs"});
+  expect_error(select(good, with(good.q.slice(2, 0, 8), good.k.slice(2, 0, 8), 2)),
+               {"final.q", "differs from init.q"});
+  expect_error(select(with(good.q.slice(1, 0, 1), good.k.slice(1, 0, 1), 2),
+                      with(good.q.slice(1, 0, 1), good.k.slice(1, 0, 1), 2)),
+               {"init.q", "CLS token"});
+  expect_error(select(with(good.q.slice(0, 0, 4), good.k.slice(0, 0, 4), 2),
+                      with(good.q.slice(0, 0, 4), good.k.slice(0, 0, 4), 2)),
+               {"init.q", "num_partitions sums to 5"});
+  expect_error(select(with(good.q.slice(1, 0, 576), good.k.slice(1, 0, 576), 2),
+                      with(good.q.slice(1, 0, 576), good.k.slice(1, 0, 576), 2)),
+               "not a perfect square");
+  ImageBatch sizeless = images;
+  sizeless.image_sizes.reset();
+  expect_error(select(good, good, sizeless), "image_sizes");
 }
 
 }  // namespace

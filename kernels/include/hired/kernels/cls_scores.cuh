@@ -1,22 +1,21 @@
 // CLS-row attention scores on the device (DESIGN §2): s[p][j] = sum over heads h = 0, 1, ...
 // (ascending) of a[p][h][1 + j], the CLS query's attention to patch key j, in float.
 //
-// Two kernels, one thread block per partition row p: grid = cls_scores_grid(params),
-// block = BlockThreads threads (kClsScoresThreads in production), no dynamic shared memory.
-//
 // - cls_scores_kernel: from given attention rows a[rows][heads][N + 1]. Score j is the float
 //   sum ((0 + a[p][0][1+j]) + a[p][1][1+j]) + ..., exactly the additions hired::sum_heads
 //   (hired/scores.hpp) performs, so the result is bit-identical to the CPU path for float32,
 //   fp16 and bf16 inputs (16-bit values widen to float exactly). That needs IEEE addition with
 //   subnormals: never build kernels with --use_fast_math or -ftz=true.
-// - cls_scores_qk_kernel: from q and k [rows][N + 1][heads * head_dim], CLS query row (t = 0)
-//   only. Per head: logits scale * (q_0 . k_t) over all N + 1 keys (t = 0 is CLS -> CLS), a
-//   softmax over them in float (max-subtracted), then the patch keys' probabilities are added
-//   to the scores in ascending head order. Dot products are fmaf chains in channel order (the
-//   same on the GPU and in the emulator); expf and the block-wide max/sum differ from a
-//   sequential CPU softmax, so this kernel is not bit-exact. Contract: every score's relative
-//   error against the exact (real-number) value is at most
-//   cls_scores_qk_relative_error_bound(...), checked by tests/emulation/kernels_test.cpp.
+// - BlockQkScores (a block-level building block, CUB style) and cls_scores_qk_kernel on top of
+//   it: from q and k [rows][N + 1][heads * head_dim], CLS query row (t = 0) only, by the
+//   arithmetic hired/qk_scores.hpp specifies (fma dot products in channel order, a
+//   max-subtracted softmax with qk_math::exp_nonpositive, the lane-strided sum of 32 partials,
+//   heads added in ascending order). Each operation is one IEEE rounding, never fused, so
+//   the scores equal hired::qk_scores' bit for bit on any GPU and in the emulator.
+//   select_kernel (selection.cuh) uses BlockQkScores too.
+//
+// Both kernels: one thread block per partition row, grid = cls_scores_grid(params), block =
+// BlockThreads threads (kClsScoresThreads in production), no dynamic shared memory.
 //
 // Element types: Element::f32 reads float; Element::f16 / Element::bf16 read raw 16-bit
 // patterns (std::uint16_t) converted with hired/half.hpp, so neither build needs CUDA's
@@ -29,6 +28,7 @@
 
 #include "hired/kernels/device.hpp"
 #include "hired/kernels/params.hpp"
+#include "hired/qk_math.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -43,31 +43,8 @@ inline dim3 cls_scores_grid(const Params& params) {
 
 namespace detail {
 
-struct MaxOp {
-  HIRED_DEVICE float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct SumOp {
-  HIRED_DEVICE float operator()(float a, float b) const { return a + b; }
-};
-
-/// Block-wide reduction whose result is bit-identical in every thread: a xor butterfly per
-/// warp (both partners of each step combine the same two values, and op is commutative), then
-/// every thread folds the warp partials in warp order. `partials` (kWarps floats of shared
-/// memory) may be reused once every thread has passed a later __syncthreads.
-template <int BlockThreads, class Op>
-HIRED_DEVICE float block_all_reduce(float value, float* partials, Op op) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  if (threadIdx.x % 32 == 0) partials[threadIdx.x / 32] = value;
-  __syncthreads();
-  float result = partials[0];
-  for (int w = 1; w < BlockThreads / 32; ++w) result = op(result, partials[w]);
-  return result;
-}
-
 // NaN fails both comparisons.
 HIRED_DEVICE bool finite_non_negative(float v) { return v >= 0.0f && v <= 3.40282347e38f; }
-HIRED_DEVICE bool finite(float v) { return v >= -3.40282347e38f && v <= 3.40282347e38f; }
 
 }  // namespace detail
 
@@ -91,20 +68,128 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsSco
   if (bad && p.invalid != nullptr) atomicOr(p.invalid, 1u);
 }
 
-/// Scores from the CLS query and the keys; see the file comment. Requires
+/// The scores of one row from its CLS query and keys, as hired::qk_row_scores computes them.
+///
+/// Contract of scores<E>(q, k, k_token_stride, heads, head_dim, tokens, scale, out):
+/// - Called by all BlockThreads threads of a 1-D block (blockDim.x == BlockThreads, whole
+///   warps) with block-uniform arguments; 0 < tokens <= MaxTokens, heads > 0,
+///   0 < head_dim <= MaxHeadDim. q points at the row's CLS query (channel c at q[c]), k at its
+///   key 0 (key t's channel c at k[t * k_token_stride + c]).
+/// - Writes score j to out[j] (global or shared memory) from the thread that owns key 1 + j,
+///   after its last barrier: read other threads' scores only after a barrier.
+/// - Returns, per thread, whether every logit that thread computed was finite; OR it over the
+///   block (__syncthreads_or) for the row's verdict. Non-finite logits leave meaningless
+///   scores, never a fault.
+/// - Barriers: 1 + 3 per head. Consecutive calls on the same TempStorage need no barrier in
+///   between.
+/// Thread t owns keys t, t + BlockThreads, ...: their logits, exponentials and head sums stay
+/// in registers; per head the block reduces the maximum (warp butterflies + one partial per
+/// warp) and warp 0 forms the lane-strided sum from the exponentials in shared memory. The
+/// next head's query is loaded while warp 0 sums.
+template <int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
+          int MaxHeadDim = kClsScoresQkMaxHeadDim>
+class BlockQkScores {
+ public:
+  static_assert(BlockThreads % 32 == 0 && BlockThreads >= 32 && BlockThreads <= 1024,
+                "whole warps: the reductions use full-warp shuffles");
+  static_assert(qk_math::kLanes == 32, "the lane-strided sum is one warp's");
+  static constexpr int kWarps = BlockThreads / 32;
+  static constexpr int kKeysPerThread = (MaxTokens + 1 + BlockThreads - 1) / BlockThreads;
+
+  struct TempStorage {
+    float query[2][MaxHeadDim];       // this head's and the next head's CLS query
+    float exponentials[MaxTokens + 1];
+    float warp_max[kWarps];
+    float total;
+  };
+
+  HIRED_DEVICE explicit BlockQkScores(TempStorage& storage) : s_(storage) {}
+
+  template <Element E>
+  HIRED_DEVICE bool scores(const storage_t<E>* q, const storage_t<E>* k,
+                           std::int64_t k_token_stride, int heads, int head_dim, int tokens,
+                           float scale, float* out) {
+    using namespace qk_math;
+    HIRED_KERNEL_ASSERT(tokens > 0 && tokens <= MaxTokens && heads > 0 && head_dim > 0 &&
+                        head_dim <= MaxHeadDim && blockDim.x == BlockThreads);
+    const int tid = static_cast<int>(threadIdx.x), lane = tid % 32;
+    const int keys = tokens + 1;
+    float score[kKeysPerThread];
+    float value[kKeysPerThread];
+    HIRED_UNROLL
+    for (int i = 0; i < kKeysPerThread; ++i) score[i] = value[i] = 0.0f;
+    bool all_finite = true;
+
+    for (int c = tid; c < head_dim; c += BlockThreads) s_.query[0][c] = to_float<E>(q[c]);
+    __syncthreads();
+    for (int h = 0; h < heads; ++h) {
+      const float* query = s_.query[h & 1];
+      float local_max = -3.40282347e38f;
+      HIRED_UNROLL
+      for (int i = 0; i < kKeysPerThread; ++i) {
+        const int t = tid + i * BlockThreads;
+        if (t >= keys) continue;
+        const storage_t<E>* key = k + t * k_token_stride + static_cast<std::int64_t>(h) * head_dim;
+        float dot = 0.0f;
+        const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
+        for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
+        value[i] = mul(dot, scale);
+        all_finite = all_finite && finite(value[i]);
+        local_max = fmaxf(local_max, value[i]);
+      }
+      for (int step = 16; step > 0; step /= 2)
+        local_max = fmaxf(local_max, __shfl_xor_sync(0xffffffffu, local_max, step));
+      if (lane == 0) s_.warp_max[tid / 32] = local_max;
+      __syncthreads();  // every warp's maximum published
+      float max = s_.warp_max[0];
+      for (int w = 1; w < kWarps; ++w) max = fmaxf(max, s_.warp_max[w]);
+      HIRED_UNROLL
+      for (int i = 0; i < kKeysPerThread; ++i) {
+        const int t = tid + i * BlockThreads;
+        if (t >= keys) continue;
+        value[i] = exp_nonpositive(add(value[i], -max));
+        s_.exponentials[t] = value[i];
+      }
+      // The exponentials complete.
+      if (!HIRED_TEST_FAULT(qk_skip_exponentials_barrier)) __syncthreads();
+      if (tid < 32) {
+        float partial = 0.0f;
+        for (int t = lane; t < keys; t += 32) partial = add(partial, s_.exponentials[t]);
+        for (int step = 16; step > 0; step /= 2)
+          partial = add(partial, __shfl_xor_sync(0xffffffffu, partial, step));
+        if (lane == 0) s_.total = partial;
+      }
+      if (h + 1 < heads)
+        for (int c = tid; c < head_dim; c += BlockThreads)
+          s_.query[(h + 1) & 1][c] = to_float<E>(q[(h + 1) * head_dim + c]);
+      __syncthreads();  // the total and the next query published
+      const float total = s_.total;
+      HIRED_UNROLL
+      for (int i = 0; i < kKeysPerThread; ++i) {
+        const int t = tid + i * BlockThreads;
+        if (t >= 1 && t < keys) score[i] = add(score[i], div(value[i], total));
+      }
+    }
+    HIRED_UNROLL
+    for (int i = 0; i < kKeysPerThread; ++i) {
+      const int t = tid + i * BlockThreads;
+      if (t >= 1 && t < keys) out[t - 1] = score[i];
+    }
+    return all_finite;
+  }
+
+ private:
+  TempStorage& s_;
+};
+
+/// Scores from the CLS query and the keys; see the file comment and BlockQkScores. Requires
 /// cls_scores_qk_supports<MaxTokens, MaxHeadDim>(p) and blockDim.x == BlockThreads.
 template <Element E, int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
           int MaxHeadDim = kClsScoresQkMaxHeadDim>
 HIRED_KERNEL void __launch_bounds__(BlockThreads)
     cls_scores_qk_kernel(const ClsScoresQkParams<E> p) {
-  static_assert(BlockThreads % 32 == 0 && BlockThreads >= 32 && BlockThreads <= 1024,
-                "whole warps: the reductions use full-warp shuffles");
-  constexpr int kWarps = BlockThreads / 32;
-  // Thread t owns keys t, t + BlockThreads, ...: their logits and head sums stay in registers.
-  constexpr int kKeysPerThread = (MaxTokens + 1 + BlockThreads - 1) / BlockThreads;
-  __shared__ float q_head[MaxHeadDim];
-  __shared__ float max_partials[kWarps];
-  __shared__ float sum_partials[kWarps];
+  using Scores = BlockQkScores<BlockThreads, MaxTokens, MaxHeadDim>;
+  __shared__ typename Scores::TempStorage storage;
   if (!(p.tokens > 0 && p.tokens <= MaxTokens && p.heads > 0 && p.head_dim > 0 &&
         p.head_dim <= MaxHeadDim && blockDim.x == BlockThreads)) {
     // Checked on the host; with device asserts compiled out, fail visibly, write nothing.
@@ -112,62 +197,11 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads)
     if (p.invalid != nullptr && threadIdx.x == 0) atomicOr(p.invalid, 2u);
     return;
   }
-
   const std::int64_t row = blockIdx.x;
-  const std::int32_t keys = p.tokens + 1;
-  const storage_t<E>* q = p.q + row * p.q_row_stride;
-  const storage_t<E>* k = p.k + row * p.k_row_stride;
-  float score[kKeysPerThread];
-  float value[kKeysPerThread];
-  HIRED_UNROLL
-  for (int i = 0; i < kKeysPerThread; ++i) score[i] = value[i] = 0.0f;
-  bool bad = false;
-
-  for (std::int32_t h = 0; h < p.heads; ++h) {
-    // Safe to overwrite: every thread finished the previous head's dot products before the
-    // previous max reduction's barrier.
-    for (std::int32_t c = threadIdx.x; c < p.head_dim; c += BlockThreads)
-      q_head[c] = to_float<E>(q[h * p.head_dim + c]);
-    __syncthreads();
-
-    float local_max = __uint_as_float(0xff800000u);  // -Inf
-    HIRED_UNROLL
-    for (int i = 0; i < kKeysPerThread; ++i) {
-      const std::int32_t t = static_cast<std::int32_t>(threadIdx.x) + i * BlockThreads;
-      if (t >= keys) continue;
-      const storage_t<E>* kt = k + t * p.k_token_stride + h * p.head_dim;
-      float dot = 0.0f;
-      for (std::int32_t c = 0; c < p.head_dim; ++c) dot = fmaf(q_head[c], to_float<E>(kt[c]), dot);
-      value[i] = dot * p.scale;
-      bad |= !detail::finite(value[i]);
-      local_max = fmaxf(local_max, value[i]);
-    }
-    const float max = detail::block_all_reduce<BlockThreads>(local_max, max_partials,
-                                                              detail::MaxOp{});
-
-    float local_sum = 0.0f;
-    HIRED_UNROLL
-    for (int i = 0; i < kKeysPerThread; ++i) {
-      const std::int32_t t = static_cast<std::int32_t>(threadIdx.x) + i * BlockThreads;
-      if (t >= keys) continue;
-      value[i] = expf(value[i] - max);
-      local_sum += value[i];
-    }
-    const float sum = detail::block_all_reduce<BlockThreads>(local_sum, sum_partials,
-                                                              detail::SumOp{});
-    HIRED_UNROLL
-    for (int i = 0; i < kKeysPerThread; ++i) {
-      const std::int32_t t = static_cast<std::int32_t>(threadIdx.x) + i * BlockThreads;
-      if (t >= 1 && t < keys) score[i] += value[i] / sum;
-    }
-  }
-
-  HIRED_UNROLL
-  for (int i = 0; i < kKeysPerThread; ++i) {
-    const std::int32_t t = static_cast<std::int32_t>(threadIdx.x) + i * BlockThreads;
-    if (t >= 1 && t < keys) p.scores[row * p.score_stride + t - 1] = score[i];
-  }
-  if (bad && p.invalid != nullptr) atomicOr(p.invalid, 1u);
+  const bool finite = Scores(storage).template scores<E>(
+      p.q + row * p.q_row_stride, p.k + row * p.k_row_stride, p.k_token_stride, p.heads,
+      p.head_dim, p.tokens, p.scale, p.scores + row * p.score_stride);
+  if (!finite && p.invalid != nullptr) atomicOr(p.invalid, 1u);
 }
 
 }  // namespace hired::kernels

@@ -24,12 +24,21 @@ cudaError_t launch_topk(const TopKParams& params, cudaStream_t stream);
 cudaError_t launch_budgets(const BudgetParams& params, cudaStream_t stream);
 
 /// The fused selection (hired/kernels/selection.cuh), launch 1: select_kernel over sum P
-/// blocks. cudaErrorInvalidValue (nothing launched) unless selection_supports(...) holds, the
-/// attention, image and workspace pointers are set and the workspace has
-/// SelectionWorkspace::layout(...).bytes.
-cudaError_t launch_select(const SelectParams<Element::f32>& params, cudaStream_t stream);
-cudaError_t launch_select(const SelectParams<Element::f16>& params, cudaStream_t stream);
-cudaError_t launch_select(const SelectParams<Element::bf16>& params, cudaStream_t stream);
+/// blocks, scoring attention rows or CLS queries and keys. cudaErrorInvalidValue (nothing
+/// launched) unless selection_supports(...) and input_supported(params.input) hold, the image
+/// and workspace pointers are set and the workspace has SelectionWorkspace::layout(...).bytes.
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::f32>>& params,
+                          cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::f16>>& params,
+                          cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<AttentionInput<Element::bf16>>& params,
+                          cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::f32>>& params,
+                          cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::f16>>& params,
+                          cudaStream_t stream);
+cudaError_t launch_select(const SelectParams<QueryKeyInput<Element::bf16>>& params,
+                          cudaStream_t stream);
 /// Launch 2: pack_kernel over (sum P, ceil(dim / chunk)) blocks; `feature_bytes` is the size
 /// of a feature element (2 for f16/bf16, 4 for f32; ignored without features). Same checks,
 /// plus a status pointer; output capacities are the kernel's to check (status bits).

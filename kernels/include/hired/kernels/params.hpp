@@ -6,6 +6,7 @@
 #include "hired/budget_formula.hpp"
 #include "hired/half.hpp"
 #include "hired/host_device.hpp"
+#include "hired/qk_math.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -41,21 +42,6 @@ inline constexpr int kClsScoresThreads = 256;
 inline constexpr int kClsScoresQkMaxTokens = 1024;
 inline constexpr int kClsScoresQkMaxHeadDim = 256;
 
-/// cls_scores_qk_kernel's accuracy contract: the relative error of every score, given
-/// L = logit_bound >= scale * sum_c |q_c * k_tc| over all keys t and heads (which bounds both
-/// the logits and their rounding error), as long as every logit lies in [-40, 40] (so that no
-/// probability underflows). With u = 2^-24: the fmaf dot and
-/// the scaling are off by at most (d + 1) u L, a max-subtracted logit by 2 (d + 2) u L, which
-/// is the relative error of its exponential, plus 2 ulp (4 u) for expf; the sum over N + 1 keys
-/// adds N u, the division u, the head sum H u. First order, that is
-/// u (4 (d + 2) L + N + H + 9); the bound doubles it for the higher-order terms.
-HIRED_HOST_DEVICE constexpr double cls_scores_qk_relative_error_bound(int head_dim, int tokens,
-                                                                      int heads,
-                                                                      double logit_bound) {
-  constexpr double u = 1.0 / 16777216.0;
-  return 2.0 * u * (4.0 * (head_dim + 2) * logit_bound + tokens + heads + 9);
-}
-
 /// Parameters of cls_scores_kernel. Element (p, h, t) of the attention rows is at
 /// attention[p * row_stride + h * head_stride + t] (t = 0..tokens, 0 is the CLS key), score
 /// (p, j) at scores[p * score_stride + j].
@@ -85,6 +71,8 @@ struct ClsScoresParams {
 /// Parameters of cls_scores_qk_kernel. Channel c = h * head_dim + i of row p's CLS query is
 /// q[p * q_row_stride + c] (token 0 of q; no other token is read), of its key t
 /// k[p * k_row_stride + t * k_token_stride + c]; score (p, j) is scores[p * score_stride + j].
+/// The arithmetic is hired/qk_scores.hpp's, so the scores equal hired::qk_scores' bit for bit
+/// when `scale` is hired::qk_scale(head_dim).
 template <Element E>
 struct ClsScoresQkParams {
   const storage_t<E>* q = nullptr;
@@ -98,10 +86,10 @@ struct ClsScoresQkParams {
   std::int32_t heads = 0;
   std::int32_t head_dim = 0;
   std::int32_t tokens = 0;  // N; N + 1 keys
-  float scale = 0.0f;       // logit scale; 1 / sqrt(head_dim) for standard attention
+  float scale = 0.0f;       // logit scale; hired::qk_scale(head_dim) for standard attention
   unsigned* invalid = nullptr;  // optional, see the file comment
 
-  /// Contiguous q, k [rows, N + 1, heads * head_dim], [rows, N] scores, scale 1/sqrt(d).
+  /// Contiguous q, k [rows, N + 1, heads * head_dim], [rows, N] scores, scale qk_scale(d).
   static ClsScoresQkParams contiguous(const storage_t<E>* q, const storage_t<E>* k,
                                       float* scores, std::int32_t rows, std::int32_t heads,
                                       std::int32_t head_dim, std::int32_t tokens,
@@ -111,7 +99,7 @@ struct ClsScoresQkParams {
     return {.q = q, .q_row_stride = row, .k = k, .k_row_stride = row, .k_token_stride = width,
             .scores = scores, .score_stride = tokens, .rows = rows, .heads = heads,
             .head_dim = head_dim, .tokens = tokens,
-            .scale = 1.0f / std::sqrt(static_cast<float>(head_dim)), .invalid = invalid};
+            .scale = qk_math::scale(head_dim), .invalid = invalid};
   }
 };
 
@@ -284,7 +272,8 @@ enum class PackNewline : std::int32_t { none = 0, every_row = 1, kept_rows = 2 }
 /// Bits of the fused pipeline's status word (0: everything was written). BudgetStatus values
 /// 1..6 of rejected images are ORed in as 1 << value, as budget_kernel does.
 namespace selection_status {
-inline constexpr unsigned invalid_attention = 1u << 0;    // NaN, Inf or negative attention
+inline constexpr unsigned invalid_attention = 1u << 0;  // NaN, Inf or negative attention, or
+                                                       // a non-finite q/k logit
 inline constexpr unsigned workspace_too_small = 1u << 8;  // nothing was computed
 inline constexpr unsigned kept_capacity = 1u << 9;        // K > kept_capacity: CSR not written
 inline constexpr unsigned rows_capacity = 1u << 10;       // rows > rows_capacity: no packing
@@ -318,18 +307,63 @@ struct SelectionWorkspace {
   }
 };
 
-/// Parameters of select_kernel (launch 1): one block per partition, grid sum P. `budget`
-/// describes the batch as for budget_kernel (images contiguous: image b's offset is the sum of
-/// the P before it, the last ends at `partitions`); its init_scores, score_stride, budgets and
-/// invalid are not used. Attention element (p, h, t) of either layer is at
-/// attention[p * row_stride + h * head_stride + t], t = 0..N (0: the CLS key).
+/// Where select_kernel reads the scores from, option 1: attention rows. Element (p, h, t) of
+/// either layer is at init/final[p * row_stride + h * head_stride + t], t = 0..N (0: the CLS
+/// key). Every row of both layers is read and validated (as sum_heads does on the host).
 template <Element E>
-struct SelectParams {
-  const storage_t<E>* init_attention = nullptr;
-  const storage_t<E>* final_attention = nullptr;
+struct AttentionInput {
+  const storage_t<E>* init = nullptr;
+  const storage_t<E>* final = nullptr;
   std::int64_t row_stride = 0;
   std::int64_t head_stride = 0;
   std::int32_t heads = 0;
+};
+
+/// One layer's CLS queries and keys on the device, strided as QueryKeyView: channel c of row
+/// p's CLS query at q[p * q_row_stride + c], of its key t at
+/// k[p * k_row_stride + t * k_token_stride + c].
+template <Element E>
+struct QueryKeyRows {
+  const storage_t<E>* q = nullptr;
+  std::int64_t q_row_stride = 0;
+  const storage_t<E>* k = nullptr;
+  std::int64_t k_row_stride = 0;
+  std::int64_t k_token_stride = 0;
+};
+
+/// Option 2: the CLS queries and keys of both layers, scored in the kernel by
+/// hired/qk_scores.hpp's arithmetic (equal to hired::qk_scores bit for bit). Only each image's
+/// full-image row of `init` is read (the budgets need no other), every row of `final`.
+template <Element E>
+struct QueryKeyInput {
+  QueryKeyRows<E> init, final;
+  std::int32_t heads = 0;
+  std::int32_t head_dim = 0;  // <= kSelectMaxHeadDim
+  float scale = 0.0f;         // hired::qk_scale(head_dim)
+};
+
+/// Largest head_dim select_kernel's q/k input is instantiated for (CLIP ViT-L/14: 64).
+inline constexpr int kSelectMaxHeadDim = 256;
+
+/// Host-side checks of an input (a launcher runs them; the kernel flags what it cannot do).
+template <Element E>
+HIRED_HOST_DEVICE inline bool input_supported(const AttentionInput<E>& in) {
+  return in.init != nullptr && in.final != nullptr && in.heads > 0;
+}
+template <Element E, int MaxHeadDim = kSelectMaxHeadDim>
+HIRED_HOST_DEVICE inline bool input_supported(const QueryKeyInput<E>& in) {
+  return in.init.q != nullptr && in.init.k != nullptr && in.final.q != nullptr &&
+         in.final.k != nullptr && in.heads > 0 && in.head_dim > 0 && in.head_dim <= MaxHeadDim &&
+         in.scale > 0.0f && in.scale <= 3.40282347e38f;
+}
+
+/// Parameters of select_kernel (launch 1): one block per partition, grid sum P. `Input` is
+/// AttentionInput<E> or QueryKeyInput<E>. `budget` describes the batch as for budget_kernel
+/// (images contiguous: image b's offset is the sum of the P before it, the last ends at
+/// `partitions`); its init_scores, score_stride, budgets and invalid are not used.
+template <class Input>
+struct SelectParams {
+  Input input;
   std::int32_t partitions = 0;  // sum P
   BudgetParams budget;
   void* workspace = nullptr;

@@ -4,16 +4,18 @@
 // gather (packed features in LLaVA-Next order).
 //
 // Launch 1, select_kernel (SelectParams): one block per partition, grid sum P. Block p
-// 1. sums the heads of its image's full-image init attention row (as cls_scores_kernel does)
-//    and recomputes the image's budgets with BlockBudget (budget.cuh) — every partition of an
-//    image repeats this, which is cheap and keeps the launch free of inter-block traffic,
-// 2. sums the heads of its own final attention row and keeps its budget's best tokens with
-//    BlockTopK (exact mode: only tokens inside the unpad box, as select_tokens does),
+// 1. scores its image's full-image row of layer l_init and recomputes the image's budgets
+//    with BlockBudget (budget.cuh) — every partition of an image repeats this, which is cheap
+//    and keeps the launch free of inter-block traffic,
+// 2. scores its own row of layer l_final and keeps its budget's best tokens with BlockTopK
+//    (exact mode: only tokens inside the unpad box, as select_tokens does),
 // 3. writes to the workspace (SelectionWorkspace): its status, kept count, kept indices at
 //    kept + p * N, and what packing needs from it: the kept tokens inside the unpad box, per
-//    token row (row_counts) and as a row mask. Every attention value it reads (both layers'
-//    row p, all N + 1 keys, as sum_heads checks) is validated: NaN, Inf or a negative value
-//    sets invalid_attention.
+//    token row (row_counts) and as a row mask.
+// The scores come from attention rows (AttentionInput: heads summed as sum_heads does; every
+// value of row p of both layers is validated, NaN, Inf or a negative value sets
+// invalid_attention) or from the CLS queries and keys (QueryKeyInput: BlockQkScores, the
+// arithmetic of hired/qk_scores.hpp; a non-finite logit sets invalid_attention).
 // Launch 2, pack_kernel (PackParams): grid (sum P, feature chunks). Every block derives its
 // offsets from the O(sum P) workspace metadata (a block-wide pass over all partitions: kept
 // counts before it, packed rows before its image and before its tile row), so no block waits
@@ -31,6 +33,7 @@
 
 #include "hired/kernels/block_topk.cuh"
 #include "hired/kernels/budget.cuh"
+#include "hired/kernels/cls_scores.cuh"
 #include "hired/kernels/device.hpp"
 #include "hired/kernels/params.hpp"
 
@@ -100,8 +103,8 @@ HIRED_DEVICE bool finite_non_negative_score(float v) { return v >= 0.0f && v <= 
 }  // namespace detail
 
 /// One block per partition.
-template <Element E>
-inline dim3 select_grid(const SelectParams<E>& params) {
+template <class Input>
+inline dim3 select_grid(const SelectParams<Input>& params) {
   return dim3(static_cast<unsigned>(params.partitions));
 }
 
@@ -112,15 +115,94 @@ inline dim3 pack_grid(const PackParams& params) {
               copies ? static_cast<unsigned>((params.dim + params.chunk - 1) / params.chunk) : 1u);
 }
 
+namespace detail {
+
+/// How select_kernel's block scores a row, per input kind. init() scores the image's full-image
+/// row of l_init (`own` is the block's partition, validated too where the CPU path validates
+/// it), final() the block's row of l_final; both write out[0, N) from the owner threads and
+/// return false in a thread that saw an invalid value. supported() is the block-uniform check
+/// of what the template limits allow.
+template <class Input, int BlockThreads, int MaxTokens>
+struct SelectScores;
+
+template <Element E, int BlockThreads, int MaxTokens>
+struct SelectScores<AttentionInput<E>, BlockThreads, MaxTokens> {
+  struct TempStorage {};
+  TempStorage& storage;
+
+  HIRED_DEVICE static bool supported(const AttentionInput<E>& in) { return input_supported(in); }
+
+  // Heads summed in ascending order from +0: sum_heads' additions.
+  HIRED_DEVICE static bool row(const storage_t<E>* attention, std::int64_t head_stride, int heads,
+                               int tokens, float* out) {
+    bool valid = true;
+    for (std::int64_t key = threadIdx.x; key <= tokens; key += BlockThreads) {
+      float sum = 0.0f;
+      for (int h = 0; h < heads; ++h) {
+        const float v = to_float<E>(attention[h * head_stride + key]);
+        valid = valid && finite_non_negative_score(v);
+        sum += v;
+      }
+      if (key > 0 && out != nullptr) out[key - 1] = sum;
+    }
+    return valid;
+  }
+
+  HIRED_DEVICE bool init(const AttentionInput<E>& in, std::int64_t full, std::int64_t own,
+                         int tokens, float* out) {
+    bool valid = row(in.init + full * in.row_stride, in.head_stride, in.heads, tokens, out);
+    // The CPU path validates every init row, though only the full image's is used.
+    if (own != full)
+      valid = row(in.init + own * in.row_stride, in.head_stride, in.heads, tokens, nullptr) &&
+              valid;
+    return valid;
+  }
+
+  HIRED_DEVICE bool final(const AttentionInput<E>& in, std::int64_t own, int tokens, float* out) {
+    return row(in.final + own * in.row_stride, in.head_stride, in.heads, tokens, out);
+  }
+};
+
+template <Element E, int BlockThreads, int MaxTokens>
+struct SelectScores<QueryKeyInput<E>, BlockThreads, MaxTokens> {
+  using Scores = BlockQkScores<BlockThreads, MaxTokens, kSelectMaxHeadDim>;
+  using TempStorage = typename Scores::TempStorage;
+  TempStorage& storage;
+
+  HIRED_DEVICE static bool supported(const QueryKeyInput<E>& in) { return input_supported(in); }
+
+  HIRED_DEVICE bool row(const QueryKeyInput<E>& in, const QueryKeyRows<E>& layer,
+                        std::int64_t r, int tokens, float* out) {
+    return Scores(storage).template scores<E>(layer.q + r * layer.q_row_stride,
+                                              layer.k + r * layer.k_row_stride,
+                                              layer.k_token_stride, in.heads, in.head_dim,
+                                              tokens, in.scale, out);
+  }
+
+  // Only the full image's init row: the budgets need no other.
+  HIRED_DEVICE bool init(const QueryKeyInput<E>& in, std::int64_t full, std::int64_t,
+                         int tokens, float* out) {
+    return row(in, in.init, full, tokens, out);
+  }
+
+  HIRED_DEVICE bool final(const QueryKeyInput<E>& in, std::int64_t own, int tokens, float* out) {
+    return row(in, in.final, own, tokens, out);
+  }
+};
+
+}  // namespace detail
+
 /// Launch 1; see the file comment. Requires blockDim.x == BlockThreads (else the partition is
 /// flagged unsupported). Writes nothing when the launch-wide checks fail (pack_kernel reports
 /// them).
-template <Element E, int BlockThreads, int MaxTokens = kSelectMaxTokens,
+template <class Input, int BlockThreads, int MaxTokens = kSelectMaxTokens,
           int MaxTiles = kBudgetMaxTiles>
-HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectParams<E> p) {
+HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectParams<Input> p) {
   using Budget = BlockBudget<BlockThreads, MaxTokens, MaxTiles>;
   using TopK = BlockTopK<BlockThreads, MaxTokens>;
+  using Scores = detail::SelectScores<Input, BlockThreads, MaxTokens>;
   __shared__ typename Budget::TempStorage budget_storage;
+  __shared__ typename Scores::TempStorage score_storage;
   __shared__ float scores[MaxTokens];
   __shared__ std::int32_t row_counts[32];
 
@@ -139,67 +221,34 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectPara
   const std::int64_t index = partition - image.offset;  // within the image
   unsigned status = 0;
   if (blockDim.x != BlockThreads || image.offset < 0 || index < 0 || index >= image.partitions ||
-      image.offset + image.partitions > p.partitions)
+      image.offset + image.partitions > p.partitions || !Scores::supported(p.input))
     status |= selection_status::unsupported;
   else if (const BudgetStatus s = budget_image_status<MaxTokens, MaxTiles>(bp, image);
            s != BudgetStatus::ok)
     status |= 1u << static_cast<int>(s);
-  if (status != 0) {  // block-uniform: flag the partition, keep nothing
-    for (std::int32_t r = tid; r < side; r += static_cast<int>(blockDim.x))
-      ws.row_counts[partition * side + r] = 0;
+  const auto flag = [&](unsigned why) {  // block-uniform: flag the partition, keep nothing
+    for (std::int32_t r = tid; r < side; r += BlockThreads) ws.row_counts[partition * side + r] = 0;
     if (tid == 0) {
-      ws.status[partition] = status;
+      ws.status[partition] = why;
       ws.count[partition] = ws.in_box[partition] = 0;
       ws.row_mask[partition] = 0;
     }
-    return;
-  }
+  };
+  if (status != 0) return flag(status);
 
-  // 1. The image's budgets from its full-image init scores (sum_heads' additions, +0 first).
-  const std::int64_t keys = std::int64_t{tokens} + 1;
-  bool bad = false;
+  // 1. The image's budgets from its full-image init scores.
+  Scores score{score_storage};
   for (std::int32_t r = tid; r < 32; r += BlockThreads) row_counts[r] = 0;
-  const storage_t<E>* init_full = p.init_attention + image.offset * p.row_stride;
-  for (std::int64_t key = tid; key < keys; key += BlockThreads) {
-    float sum = 0.0f;
-    for (std::int32_t h = 0; h < p.heads; ++h) {
-      const float v = to_float<E>(init_full[h * p.head_stride + key]);
-      bad |= !detail::finite_non_negative_score(v);
-      sum += v;
-    }
-    if (key > 0) scores[key - 1] = sum;
-  }
-  if (index > 0) {  // the CPU path validates every init row, though only the full image's is used
-    const storage_t<E>* own = p.init_attention + partition * p.row_stride;
-    for (std::int64_t key = tid; key < keys; key += BlockThreads)
-      for (std::int32_t h = 0; h < p.heads; ++h)
-        bad |= !detail::finite_non_negative_score(to_float<E>(own[h * p.head_stride + key]));
-  }
+  bool valid = score.init(p.input, image.offset, partition, tokens, scores);
   __syncthreads();  // scores[] complete
   Budget budget(budget_storage);
   budget.compute(bp, image, scores);  // ends with a barrier: scores[] may be overwritten
   const std::int32_t k = budget.budgets()[index];
 
   // 2. This partition's final scores and its kept tokens.
-  const storage_t<E>* final_row = p.final_attention + partition * p.row_stride;
-  for (std::int64_t key = tid; key < keys; key += BlockThreads) {
-    float sum = 0.0f;
-    for (std::int32_t h = 0; h < p.heads; ++h) {
-      const float v = to_float<E>(final_row[h * p.head_stride + key]);
-      bad |= !detail::finite_non_negative_score(v);
-      sum += v;
-    }
-    if (key > 0) scores[key - 1] = sum;
-  }
-  if (__syncthreads_or(bad)) {  // also the barrier after which scores[] is complete
-    if (tid == 0) {
-      ws.status[partition] = selection_status::invalid_attention;
-      ws.count[partition] = ws.in_box[partition] = 0;
-      ws.row_mask[partition] = 0;
-    }
-    for (std::int32_t r = tid; r < side; r += BlockThreads) ws.row_counts[partition * side + r] = 0;
-    return;
-  }
+  valid = score.final(p.input, partition, tokens, scores) && valid;
+  if (__syncthreads_or(!valid)) return flag(selection_status::invalid_attention);  // also the
+                                                         // barrier after which scores[] is complete
   const std::int32_t cols = image.grid_cols;
   const std::int32_t ti = index > 0 ? static_cast<std::int32_t>((index - 1) / cols) : 0;
   const std::int32_t tj = index > 0 ? static_cast<std::int32_t>((index - 1) % cols) : 0;
@@ -246,7 +295,8 @@ struct RowShare {
 
 HIRED_DEVICE RowShare row_share(const WorkspaceView<false>& ws, const BudgetImage& image,
                                 std::int64_t q, PackNewline policy, std::int32_t side) {
-  const std::int64_t qi = q - image.offset;
+  // Within the image (a validated layout): 32-bit, so no 64-bit division subroutine below.
+  const auto qi = static_cast<std::int32_t>(q - image.offset);
   RowShare out;
   out.tokens = ws.in_box[q];
   if (image.partitions == 1) {
@@ -255,13 +305,14 @@ HIRED_DEVICE RowShare row_share(const WorkspaceView<false>& ws, const BudgetImag
   }
   const std::int32_t cols = image.grid_cols;
   if (qi == 0 || (qi - 1) % cols != cols - 1 || policy == PackNewline::none) return out;
-  const std::int64_t ti = (qi - 1) / cols;
+  const std::int32_t ti = (qi - 1) / cols;
   if (policy == PackNewline::every_row) {
-    out.newlines = formula::overlap(image.box.row_begin, image.box.row_end, ti * side,
-                                    (ti + 1) * side);
+    out.newlines = formula::overlap(image.box.row_begin, image.box.row_end,
+                                    std::int64_t{ti} * side, std::int64_t{ti + 1} * side);
   } else {
     unsigned rows = 0;
-    for (std::int32_t tj = 0; tj < cols; ++tj) rows |= ws.row_mask[image.offset + 1 + ti * cols + tj];
+    for (std::int32_t tj = 0; tj < cols; ++tj)
+      rows |= ws.row_mask[image.offset + 1 + ti * cols + tj];
     out.newlines = __popc(rows);
   }
   return out;
@@ -332,9 +383,12 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
 
   const int b = detail::image_of(p.images, p.image_count, partition);
   const BudgetImage image = p.images[b];
-  const std::int64_t index = partition - image.offset;
+  // Partition indices within an image fit 32 bits (the layout is validated above), which
+  // keeps 64-bit division subroutines (and their register spills) out of the kernel.
+  const auto index = static_cast<std::int32_t>(partition - image.offset);
   const std::int32_t cols = image.grid_cols;
-  const std::int64_t ti = index > 0 ? (index - 1) / cols : 0, tj = index > 0 ? (index - 1) % cols : 0;
+  const std::int32_t ti = index > 0 ? (index - 1) / cols : 0;
+  const std::int32_t tj = index > 0 ? (index - 1) % cols : 0;
 
   // One pass over all partitions: this block's offsets, the totals and the status.
   {
@@ -353,8 +407,8 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
       if (q < image.offset) local[rows_before_image] += rows;
       if (owner.offset == image.offset) {
         local[rows_image] += rows;
-        if (index > 0 && q > image.offset && (q - image.offset - 1) / cols < ti)
-          local[rows_above] += rows;
+        const auto qi = static_cast<std::int32_t>(q - image.offset);
+        if (index > 0 && qi > 0 && (qi - 1) / cols < ti) local[rows_above] += rows;
       }
     }
     HIRED_UNROLL  // constant indices keep local[] in registers
