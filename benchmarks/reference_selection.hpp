@@ -100,9 +100,20 @@ inline at::Tensor reference_selection(const SelectionInputs& in, double rate, do
   return at::cat(packed);
 }
 
-/// hired's selection of the same batch: CLS rows from q/k (no N x N map), budgets, top-k,
+/// Where hired's selection starts: CLS attention rows made by hired::cls_attention (ATen), or
+/// the q/k themselves, scored by qk_scores' arithmetic (on CUDA inside select_kernel).
+enum class Scoring { attention_rows, query_keys };
+
+/// hired's selection of the same batch: CLS scores from q/k (no N x N map), budgets, top-k,
 /// gather; newline policy none, to produce what reference_selection produces.
-inline at::Tensor hired_selection(const SelectionInputs& in, const hired::TokenDropper& dropper) {
+inline at::Tensor hired_selection(const SelectionInputs& in, const hired::TokenDropper& dropper,
+                                  Scoring scoring = Scoring::attention_rows) {
+  if (scoring == Scoring::query_keys) {
+    const hired::TokenSelection selection =
+        dropper.select(hired::QueryKeys{in.q_init, in.k_init, in.heads},
+                       hired::QueryKeys{in.q_final, in.k_final, in.heads}, in.batch);
+    return dropper.gather(selection, in.features).features;
+  }
   const at::Tensor init = hired::cls_attention(in.q_init, in.k_init, in.heads);
   const at::Tensor fin = hired::cls_attention(in.q_final, in.k_final, in.heads);
   const hired::TokenSelection selection = dropper.select(init, fin, in.batch);

@@ -1,7 +1,8 @@
 // Selection overhead at the paper's shapes (600x600 images: 5 partitions x 577 tokens, 16 heads,
-// head dim 64, feature width 1024; batch 1 and 4): hired (CLS rows from q/k -> budgets ->
-// top-k -> gather) against the published formulation restated in plain LibTorch (full
-// attention maps of both layers, per-image loops, topk, masks, masked packing).
+// head dim 64, feature width 1024; batch 1 and 4): hired (CLS scores from q/k -> budgets ->
+// top-k -> gather; the scores through cls_attention's rows, or from the q/k directly) against
+// the published formulation restated in plain LibTorch (full attention maps of both layers,
+// per-image loops, topk, masks, masked packing).
 //   build/benchmarks/hired_selection_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // Before timing, both are checked to produce the same packed features (reference mode).
 // BM_ClipLVisionTower times the vision tower the selection sits behind (one pass, ~20 s on 2
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <string>
 
 namespace {
 
@@ -37,11 +39,15 @@ const hired_bench::SelectionInputs& inputs(std::int64_t images) {
     at::manual_seed(images);
     it = cache.emplace(images, hired_bench::SelectionInputs::paper_shapes(images, at::kFloat)).first;
     // Same arithmetic, same kept tokens: the comparison is like for like.
-    const at::Tensor ours = hired_bench::hired_selection(it->second, dropper(hired::Mode::reference));
     const at::Tensor theirs = hired_bench::reference_selection(it->second, 0.2, 0.5);
-    if (!at::equal(ours, theirs)) {
-      std::fprintf(stderr, "selection bench: hired and the reference formulation disagree\n");
-      std::exit(1);
+    for (const auto scoring :
+         {hired_bench::Scoring::attention_rows, hired_bench::Scoring::query_keys}) {
+      const at::Tensor ours =
+          hired_bench::hired_selection(it->second, dropper(hired::Mode::reference), scoring);
+      if (!at::equal(ours, theirs)) {
+        std::fprintf(stderr, "selection bench: hired and the reference formulation disagree\n");
+        std::exit(1);
+      }
     }
   }
   return it->second;
@@ -56,9 +62,12 @@ void BM_ReferenceFormulation(benchmark::State& state) {
 void BM_Hired(benchmark::State& state) {
   const auto& in = inputs(state.range(0));
   const auto mode = static_cast<hired::Mode>(state.range(1));
+  const auto scoring = static_cast<hired_bench::Scoring>(state.range(2));
   const hired::TokenDropper d = dropper(mode);
-  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::hired_selection(in, d));
-  state.SetLabel(mode == hired::Mode::exact ? "exact mode" : "reference mode");
+  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::hired_selection(in, d, scoring));
+  state.SetLabel(std::string(mode == hired::Mode::exact ? "exact mode" : "reference mode") +
+                 (scoring == hired_bench::Scoring::query_keys ? ", from q/k (qk_scores)"
+                                                              : ", cls_attention rows"));
 }
 
 #ifdef HIRED_WITH_RUNTIME
@@ -78,11 +87,17 @@ BENCHMARK(BM_ClipLVisionTower)->Iterations(1)->Unit(benchmark::kMillisecond)->Us
 #endif
 
 BENCHMARK(BM_ReferenceFormulation)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
+constexpr int kRows = static_cast<int>(hired_bench::Scoring::attention_rows);
+constexpr int kQk = static_cast<int>(hired_bench::Scoring::query_keys);
+constexpr int kExact = static_cast<int>(hired::Mode::exact);
+constexpr int kReference = static_cast<int>(hired::Mode::reference);
 BENCHMARK(BM_Hired)
-    ->Args({1, static_cast<int>(hired::Mode::exact)})
-    ->Args({1, static_cast<int>(hired::Mode::reference)})
-    ->Args({4, static_cast<int>(hired::Mode::exact)})
-    ->Args({4, static_cast<int>(hired::Mode::reference)})
+    ->Args({1, kExact, kRows})
+    ->Args({1, kReference, kRows})
+    ->Args({1, kExact, kQk})
+    ->Args({4, kExact, kRows})
+    ->Args({4, kReference, kRows})
+    ->Args({4, kExact, kQk})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
