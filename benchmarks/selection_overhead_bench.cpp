@@ -4,6 +4,8 @@
 // the published formulation restated in plain LibTorch (full attention maps of both layers,
 // per-image loops, topk, masks, masked packing).
 //   build/benchmarks/hired_selection_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+// HIRED_BENCH_DEVICE=cuda runs both on the GPU (hired: its two kernel launches), synchronising
+// after every iteration; the default is the CPU.
 // Before timing, both are checked to produce the same packed features (reference mode).
 // BM_ClipLVisionTower times the vision tower the selection sits behind (one pass, ~20 s on 2
 // cores): the selection's share of it is BM_Hired / BM_ClipLVisionTower.
@@ -15,7 +17,13 @@
 #endif
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <benchmark/benchmark.h>
+
+#if __has_include(<c10/cuda/CUDAFunctions.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#define HIRED_BENCH_CUDA 1
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -32,12 +40,35 @@ hired::TokenDropper dropper(hired::Mode mode) {
   return hired::TokenDropper(config);
 }
 
+/// HIRED_BENCH_DEVICE: "cpu" (default) or "cuda"; an unknown value or an unusable device
+/// stops the benchmark.
+const at::Device& bench_device() {
+  static const at::Device device = [] {
+    const char* name = std::getenv("HIRED_BENCH_DEVICE");
+    const std::string value = name != nullptr ? name : "cpu";
+    if (value == "cpu") return at::Device(at::kCPU);
+    if (value == "cuda" && at::hasCUDA()) return at::Device(at::kCUDA, 0);
+    std::fprintf(stderr, "HIRED_BENCH_DEVICE=%s: %s\n", value.c_str(),
+                 value == "cuda" ? "no CUDA device (or a CPU-only LibTorch)" : "use cpu or cuda");
+    std::exit(2);
+  }();
+  return device;
+}
+
+/// Waits for the device's work, so that an iteration's time is the work's.
+void wait_for_device() {
+#ifdef HIRED_BENCH_CUDA
+  if (bench_device().is_cuda()) c10::cuda::device_synchronize();
+#endif
+}
+
 const hired_bench::SelectionInputs& inputs(std::int64_t images) {
   static std::map<std::int64_t, hired_bench::SelectionInputs> cache;
   auto it = cache.find(images);
   if (it == cache.end()) {
     at::manual_seed(images);
-    it = cache.emplace(images, hired_bench::SelectionInputs::paper_shapes(images, at::kFloat)).first;
+    const at::TensorOptions options = at::TensorOptions(at::kFloat).device(bench_device());
+    it = cache.emplace(images, hired_bench::SelectionInputs::paper_shapes(images, options)).first;
     // Same arithmetic, same kept tokens: the comparison is like for like.
     const at::Tensor theirs = hired_bench::reference_selection(it->second, 0.2, 0.5);
     for (const auto scoring :
@@ -55,8 +86,11 @@ const hired_bench::SelectionInputs& inputs(std::int64_t images) {
 
 void BM_ReferenceFormulation(benchmark::State& state) {
   const auto& in = inputs(state.range(0));
-  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::reference_selection(in, 0.2, 0.5));
-  state.SetLabel("full attention maps, per-image loop, masks");
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(hired_bench::reference_selection(in, 0.2, 0.5));
+    wait_for_device();
+  }
+  state.SetLabel("full attention maps, per-image loop, masks, " + bench_device().str());
 }
 
 void BM_Hired(benchmark::State& state) {
@@ -64,10 +98,14 @@ void BM_Hired(benchmark::State& state) {
   const auto mode = static_cast<hired::Mode>(state.range(1));
   const auto scoring = static_cast<hired_bench::Scoring>(state.range(2));
   const hired::TokenDropper d = dropper(mode);
-  for (auto _ : state) benchmark::DoNotOptimize(hired_bench::hired_selection(in, d, scoring));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(hired_bench::hired_selection(in, d, scoring));
+    wait_for_device();
+  }
   state.SetLabel(std::string(mode == hired::Mode::exact ? "exact mode" : "reference mode") +
-                 (scoring == hired_bench::Scoring::query_keys ? ", from q/k (qk_scores)"
-                                                              : ", cls_attention rows"));
+                 (scoring == hired_bench::Scoring::query_keys ? ", from q/k (qk_scores), "
+                                                              : ", cls_attention rows, ") +
+                 bench_device().str());
 }
 
 #ifdef HIRED_WITH_RUNTIME

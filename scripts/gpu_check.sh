@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU, in one command: build hired with its CUDA kernels, run the
 # GPU tests (TokenDropper on CUDA tensors against the CPU path, label gpu), the emulated kernel
-# tests (label emulation) and the selection-overhead benchmark, then print a short table.
+# tests (label emulation) and the selection-overhead benchmark on the GPU (hired's kernels
+# against the published formulation, both on CUDA tensors), then print a short table.
 #
 #   scripts/gpu_check.sh [BUILD_DIR]     (default build-gpu; CUDA_ARCHS=90 to pick archs)
 #
@@ -32,7 +33,8 @@ step build cmake --build "$build" -j "$(nproc)" --target hired_gpu_tests hired_t
 step gpu_tests ctest --test-dir "$build" -L gpu --output-on-failure -V
 step emulation ctest --test-dir "$build" -L emulation -j "$(nproc)" --output-on-failure
 step torch_tests ctest --test-dir "$build" -L torch -j "$(nproc)" --output-on-failure
-step benchmark "$build/benchmarks/hired_selection_bench" --benchmark_repetitions=5 \
+step benchmark env HIRED_BENCH_DEVICE=cuda "$build/benchmarks/hired_selection_bench" \
+  --benchmark_filter='BM_Hired|BM_Reference' --benchmark_repetitions=5 \
   --benchmark_report_aggregates_only=true
 
 summary() {  # the "N tests passed / skipped" line of a ctest log
