@@ -13,7 +13,8 @@ endfunction()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(WRITE "${WORK_DIR}/wheel/version.py" "__version__ = '2.15.0+cu132'\ndebug = False\n"
                                           "cuda: Optional[str] = '13.2'\n")
-file(WRITE "${WORK_DIR}/cpu_wheel/version.py" "__version__ = '2.15.0+cpu'\ncuda: Optional[str] = None\n")
+file(WRITE "${WORK_DIR}/cpu_wheel/version.py" "__version__ = '2.15.0+cpu'\n"
+                                              "cuda: Optional[str] = None\n")
 file(WRITE "${WORK_DIR}/libtorch/build-version" "2.7.1+cu126\n")
 file(MAKE_DIRECTORY "${WORK_DIR}/bare")
 hired_torch_cuda_version(v "${WORK_DIR}/wheel")
