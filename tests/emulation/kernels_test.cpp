@@ -167,7 +167,7 @@ TEST(ClsScoresKernel, FlagsWhatSumHeadsRejects) {
 // beyond exp's range (terms that flush to 0), tied keys, 16-bit inputs, and strided views (q
 // rows and key rows with padding channels between them).
 template <Element E, int Threads>
-void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens) {
+void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens, int& vector_cases) {
   const std::int32_t rows = std::uniform_int_distribution<std::int32_t>(1, 2)(rng);
   const std::int32_t heads = std::uniform_int_distribution<std::int32_t>(1, 3)(rng);
   static constexpr std::int32_t kDims[] = {1, 3, 8, 16, 64};
@@ -203,6 +203,11 @@ void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens) {
     return;  // an overflowing logit: FlagsNonFiniteLogits covers it
   }
 
+  // Whether the kernel reads each key's head slice 16 bytes at a time (BlockQkScores).
+  constexpr std::int64_t per_vector = 16 / sizeof(storage_t<E>);
+  vector_cases += d % per_vector == 0 && k_stride % per_vector == 0 &&
+                  reinterpret_cast<std::uintptr_t>(k.data()) % 16 == 0;
+
   std::vector<float> scores(static_cast<std::size_t>(rows * tokens), -1.0f);
   unsigned invalid = 0;
   const ClsScoresQkParams<E> params{.q = q.data(), .q_row_stride = q_stride, .k = k.data(),
@@ -223,12 +228,16 @@ void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens) {
 template <Element E>
 void qk_cases(unsigned seed, int cases) {
   std::mt19937 rng(seed);
+  int vector_cases = 0;
   for (int c = 0; c < cases; ++c) {
     const std::int32_t tokens = c % 100 == 0 ? 576 : random_tokens(rng, c + 1);
-    if (c % 4 == 3) run_qk_case<E, 64>(rng, c, tokens);
-    else run_qk_case<E, 32>(rng, c, tokens);
+    if (c % 4 == 3) run_qk_case<E, 64>(rng, c, tokens, vector_cases);
+    else run_qk_case<E, 32>(rng, c, tokens, vector_cases);
     if (testing::Test::HasFatalFailure()) return;
   }
+  // Both ways of reading the keys are covered.
+  EXPECT_GE(vector_cases, cases / 4);
+  EXPECT_GE(cases - vector_cases, cases / 4);
 }
 
 TEST(ClsScoresQkKernel, Float32EqualsTheHostBitForBit) { qk_cases<Element::f32>(21, 600); }

@@ -68,6 +68,22 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsSco
   if (bad && p.invalid != nullptr) atomicOr(p.invalid, 1u);
 }
 
+namespace detail {
+
+/// Sixteen bytes of input elements, loaded at once. On the host (the emulator) the type may
+/// alias the element arrays it is read from.
+template <class T>
+struct alignas(16)
+#if HIRED_EMULATED
+    [[gnu::may_alias]]
+#endif
+    Vector16 {
+  static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
+  T v[kSize];
+};
+
+}  // namespace detail
+
 /// The scores of one row from its CLS query and keys, as hired::qk_row_scores computes them.
 ///
 /// Contract of scores<E>(q, k, k_token_stride, heads, head_dim, tokens, scale, out):
@@ -85,7 +101,9 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsSco
 /// Thread t owns keys t, t + BlockThreads, ...: their logits, exponentials and head sums stay
 /// in registers; per head the block reduces the maximum (warp butterflies + one partial per
 /// warp) and warp 0 forms the lane-strided sum from the exponentials in shared memory. The
-/// next head's query is loaded while warp 0 sums.
+/// next head's query is loaded while warp 0 sums. A key's head slice is read 16 bytes at a time
+/// when k, its token stride and head_dim allow it (a contiguous or qkv-chunked fp16 k does),
+/// else element by element; the products are added in channel order either way.
 template <int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
           int MaxHeadDim = kClsScoresQkMaxHeadDim>
 class BlockQkScores {
@@ -114,6 +132,11 @@ class BlockQkScores {
                         head_dim <= MaxHeadDim && blockDim.x == BlockThreads);
     const int tid = static_cast<int>(threadIdx.x), lane = tid % 32;
     const int keys = tokens + 1;
+    using Vector = detail::Vector16<storage_t<E>>;
+    constexpr int kVector = Vector::kSize;
+    const bool vectors = head_dim % kVector == 0 && k_token_stride % kVector == 0 &&
+                         reinterpret_cast<std::uintptr_t>(k) % 16 == 0 &&
+                         !HIRED_TEST_FAULT(qk_dot_off_by_one);
     float score[kKeysPerThread];
     float value[kKeysPerThread];
     HIRED_UNROLL
@@ -132,7 +155,16 @@ class BlockQkScores {
         const storage_t<E>* key = k + t * k_token_stride + static_cast<std::int64_t>(h) * head_dim;
         float dot = 0.0f;
         const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
-        for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
+        if (vectors) {
+          for (int c0 = 0; c0 < head_dim; c0 += kVector) {
+            const Vector chunk = *reinterpret_cast<const Vector*>(key + c0);
+            HIRED_UNROLL
+            for (int j = 0; j < kVector; ++j)
+              dot = fma(query[c0 + j], to_float<E>(chunk.v[j]), dot);
+          }
+        } else {
+          for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
+        }
         value[i] = mul(dot, scale);
         all_finite = all_finite && finite(value[i]);
         local_max = fmaxf(local_max, value[i]);
