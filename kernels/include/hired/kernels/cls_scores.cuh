@@ -218,7 +218,7 @@ class BlockQkScores {
 /// cls_scores_qk_supports<MaxTokens, MaxHeadDim>(p) and blockDim.x == BlockThreads.
 template <Element E, int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
           int MaxHeadDim = kClsScoresQkMaxHeadDim>
-HIRED_KERNEL void __launch_bounds__(BlockThreads)
+HIRED_KERNEL void __launch_bounds__(BlockThreads, 1)  // one block per row: few blocks
     cls_scores_qk_kernel(const ClsScoresQkParams<E> p) {
   using Scores = BlockQkScores<BlockThreads, MaxTokens, MaxHeadDim>;
   __shared__ typename Scores::TempStorage storage;

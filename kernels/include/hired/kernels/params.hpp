@@ -214,7 +214,7 @@ enum class BudgetStatus : std::int32_t {
 
 /// Launch-wide checks (host): whether budget_kernel<.., MaxTokens, ..> accepts `p`.
 template <int MaxTokens = kTopKMaxTokens>
-HIRED_HOST_DEVICE inline bool budget_supports(const BudgetParams& p) {
+HIRED_HOST_DEVICE_INLINE bool budget_supports(const BudgetParams& p) {
   const bool alpha_ok = p.alpha >= 0.0 && p.alpha <= 1.0;  // false for NaN
   const bool mode_ok =
       p.mode == BudgetMode::exact
@@ -228,7 +228,7 @@ HIRED_HOST_DEVICE inline bool budget_supports(const BudgetParams& p) {
 /// why. The kernel runs this per image; a host dispatcher runs it on its host copy of the
 /// images first and reports the core's error instead.
 template <int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
-HIRED_HOST_DEVICE inline BudgetStatus budget_image_status(const BudgetParams& p,
+HIRED_HOST_DEVICE_INLINE BudgetStatus budget_image_status(const BudgetParams& p,
                                                           const BudgetImage& image) {
   
   if (!budget_supports<MaxTokens>(p)) return BudgetStatus::bad_params;
@@ -347,11 +347,11 @@ inline constexpr int kSelectMaxHeadDim = 256;
 
 /// Host-side checks of an input (a launcher runs them; the kernel flags what it cannot do).
 template <Element E>
-HIRED_HOST_DEVICE inline bool input_supported(const AttentionInput<E>& in) {
+HIRED_HOST_DEVICE_INLINE bool input_supported(const AttentionInput<E>& in) {
   return in.init != nullptr && in.final != nullptr && in.heads > 0;
 }
 template <Element E, int MaxHeadDim = kSelectMaxHeadDim>
-HIRED_HOST_DEVICE inline bool input_supported(const QueryKeyInput<E>& in) {
+HIRED_HOST_DEVICE_INLINE bool input_supported(const QueryKeyInput<E>& in) {
   return in.init.q != nullptr && in.init.k != nullptr && in.final.q != nullptr &&
          in.final.k != nullptr && in.heads > 0 && in.head_dim > 0 && in.head_dim <= MaxHeadDim &&
          in.scale > 0.0f && in.scale <= 3.40282347e38f;
@@ -418,7 +418,7 @@ struct PackParams {
 /// template limits and a workspace of the right size. Per-image problems (and the partition
 /// layout, which lives in device memory) are the kernels' to flag.
 template <int MaxTokens = kSelectMaxTokens>
-HIRED_HOST_DEVICE inline bool selection_supports(std::int32_t partitions, std::int32_t image_count,
+HIRED_HOST_DEVICE_INLINE bool selection_supports(std::int32_t partitions, std::int32_t image_count,
                                                  std::int32_t tokens, std::int32_t side) {
   return partitions > 0 && image_count > 0 && image_count <= partitions && tokens > 0 &&
          tokens <= MaxTokens && side > 0 && side <= 32 && side * side == tokens;

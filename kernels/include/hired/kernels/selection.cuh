@@ -117,6 +117,20 @@ inline dim3 pack_grid(const PackParams& params) {
 
 namespace detail {
 
+/// Block-uniform: marks partition p of select_kernel's workspace with status `why` and keeps
+/// nothing of it.
+template <int BlockThreads>
+HIRED_DEVICE void flag_partition(const WorkspaceView<true>& ws, std::int64_t p, std::int32_t side,
+                                 unsigned why) {
+  for (std::int32_t r = static_cast<std::int32_t>(threadIdx.x); r < side; r += BlockThreads)
+    ws.row_counts[p * side + r] = 0;
+  if (threadIdx.x == 0) {
+    ws.status[p] = why;
+    ws.count[p] = ws.in_box[p] = 0;
+    ws.row_mask[p] = 0;
+  }
+}
+
 /// How select_kernel's block scores a row, per input kind. init() scores the image's full-image
 /// row of l_init (`own` is the block's partition, validated too where the CPU path validates
 /// it), final() the block's row of l_final; both write out[0, N) from the owner threads and
@@ -194,10 +208,12 @@ struct SelectScores<QueryKeyInput<E>, BlockThreads, MaxTokens> {
 
 /// Launch 1; see the file comment. Requires blockDim.x == BlockThreads (else the partition is
 /// flagged unsupported). Writes nothing when the launch-wide checks fail (pack_kernel reports
-/// them).
+/// them). One block per SM suffices (the grid is sum P blocks, fewer than the SMs of a GPU), so
+/// the registers may be as many as one block allows: ptxas otherwise kept the q/k variant
+/// under 128 and spilled on sm_61.
 template <class Input, int BlockThreads, int MaxTokens = kSelectMaxTokens,
           int MaxTiles = kBudgetMaxTiles>
-HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectParams<Input> p) {
+HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectParams<Input> p) {
   using Budget = BlockBudget<BlockThreads, MaxTokens, MaxTiles>;
   using TopK = BlockTopK<BlockThreads, MaxTokens>;
   using Scores = detail::SelectScores<Input, BlockThreads, MaxTokens>;
@@ -226,15 +242,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectPara
   else if (const BudgetStatus s = budget_image_status<MaxTokens, MaxTiles>(bp, image);
            s != BudgetStatus::ok)
     status |= 1u << static_cast<int>(s);
-  const auto flag = [&](unsigned why) {  // block-uniform: flag the partition, keep nothing
-    for (std::int32_t r = tid; r < side; r += BlockThreads) ws.row_counts[partition * side + r] = 0;
-    if (tid == 0) {
-      ws.status[partition] = why;
-      ws.count[partition] = ws.in_box[partition] = 0;
-      ws.row_mask[partition] = 0;
-    }
-  };
-  if (status != 0) return flag(status);
+  if (status != 0) return detail::flag_partition<BlockThreads>(ws, partition, side, status);
 
   // 1. The image's budgets from its full-image init scores.
   Scores score{score_storage};
@@ -247,8 +255,9 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) select_kernel(const SelectPara
 
   // 2. This partition's final scores and its kept tokens.
   valid = score.final(p.input, partition, tokens, scores) && valid;
-  if (__syncthreads_or(!valid)) return flag(selection_status::invalid_attention);  // also the
-                                                         // barrier after which scores[] is complete
+  if (__syncthreads_or(!valid))  // also the barrier after which scores[] is complete
+    return detail::flag_partition<BlockThreads>(ws, partition, side,
+                                                selection_status::invalid_attention);
   const std::int32_t cols = image.grid_cols;
   const std::int32_t ti = index > 0 ? static_cast<std::int32_t>((index - 1) / cols) : 0;
   const std::int32_t tj = index > 0 ? static_cast<std::int32_t>((index - 1) % cols) : 0;
