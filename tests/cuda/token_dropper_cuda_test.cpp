@@ -216,6 +216,7 @@ TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
   EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
   EXPECT_TRUE(at::equal(packed.source_rows.cpu(), cpu_packed.source_rows));
 }
+
 #endif
 
 // ---- From CLS queries and keys ----
@@ -269,6 +270,35 @@ TEST_F(TokenDropperCuda, QueryKeysInvalidLogitIsRaised) {
   EXPECT_THROW(exact.select(to(wide, at::kCUDA), to(wide, at::kCUDA), heterogeneous_batch()),
                hired::Error);
 }
+
+#if HIRED_TEST_CUDA_DISPATCH
+// The same from q/k: the scores are computed inside the captured select_kernel.
+TEST_F(TokenDropperCuda, QueryKeysSelectAndGatherCaptureInACudaGraph) {
+  const ImageBatch images = heterogeneous_batch();
+  const hired::QueryKeys init = tied_query_keys(31, 16, 64), final = tied_query_keys(32, 16, 64);
+  const hired::QueryKeys init_gpu = to(init, at::kCUDA), final_gpu = to(final, at::kCUDA);
+  const at::Tensor features = at::randn({kPartitions, kTokens, kDim}, at::kHalf).cuda();
+  const at::Tensor newline = at::randn({kDim}, at::kHalf).cuda();
+  const TokenDropper dropper(config_for(Mode::exact, NewlinePolicy::none));
+  const auto cpu = dropper.select(init, final, images);
+  const auto cpu_packed = dropper.gather(cpu, features.cpu(), newline.cpu());
+
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  const c10::cuda::CUDAStreamGuard guard(side);
+  (void)dropper.gather(dropper.select(init_gpu, final_gpu, images), features, newline);
+  side.synchronize();
+  at::cuda::CUDAGraph graph;
+  graph.capture_begin();
+  const auto captured = dropper.select(init_gpu, final_gpu, images);
+  const auto packed = dropper.gather(captured, features, newline);
+  graph.capture_end();
+  packed.features.zero_();
+  graph.replay();
+  side.synchronize();
+  EXPECT_TRUE(at::equal(captured.kept.cpu(), cpu.kept));
+  EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
+}
+#endif
 
 // Not a benchmark (no time is asserted): the time of select + gather at the paper's shapes
 // (batch 4 of 600x600, 16 heads, D = 1024), printed for scripts/gpu_check.sh's table.
