@@ -6,13 +6,34 @@
 #
 #   scripts/gpu_check.sh [BUILD_DIR]     (default build-gpu; CUDA_ARCHS=90 to pick archs)
 #
-# Needs what scripts/setup.sh installs (the torch wheel in .venv) and nvcc on PATH.
+# Needs nvcc on PATH, a CUDA LibTorch (.venv from scripts/setup.sh, else python3's torch) and
+# hired's Debian build dependencies: installed, or unpacked from .gpu-bundle/debs, which
+# scripts/gpu_bundle.sh fills on a machine with a package mirror (for GPU machines without
+# a network; carry .gpu-bundle with the tree).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 build=${1:-build-gpu}
 archs=${CUDA_ARCHS:-80;90}
 log=$build/gpu_check
 mkdir -p "$log"
+
+prefix=()
+if compgen -G ".gpu-bundle/debs/*.deb" >/dev/null; then
+  root=$PWD/.gpu-bundle/root
+  rm -rf "$root" && mkdir -p "$root"
+  for deb in .gpu-bundle/debs/*.deb; do
+    if command -v dpkg >/dev/null; then
+      dpkg -x "$deb" "$root" || exit 1
+    else  # a .deb is an ar archive holding data.tar.*
+      scratch=$(mktemp -d) && (cd "$scratch" && ar x "$OLDPWD/$deb" && tar -xf data.tar.* -C "$root") \
+        || exit 1
+      rm -rf "$scratch"
+    fi
+  done
+  prefix=("-DCMAKE_PREFIX_PATH=$root/usr")
+  export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "dependencies: unpacked from .gpu-bundle/debs"
+fi
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
   | sed 's/^/GPU: /' || echo "GPU: none visible (the gpu tests will skip)"
@@ -26,20 +47,24 @@ step() {  # step NAME COMMAND...: runs it, output to $log/NAME.log, remembers th
 declare -A status
 
 step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHIRED_TESTS=ON -DHIRED_CUDA=ON \
-  -DHIRED_SM61=OFF "-DHIRED_CUDA_ARCHITECTURES=$archs"
+  -DHIRED_SM61=OFF "-DHIRED_CUDA_ARCHITECTURES=$archs" \
+  "${prefix[@]}"
 step build cmake --build "$build" -j "$(nproc)" --target hired_gpu_tests hired_torch_tests \
   hired_emulation_test hired_kernels_test hired_budget_kernel_test hired_selection_kernel_test \
-  hired_broken_kernels_test hired_selection_bench
+  hired_broken_kernels_test hired_example_kernels_on_host hired_selection_bench
 step gpu_tests ctest --test-dir "$build" -L gpu --output-on-failure -V
 step emulation ctest --test-dir "$build" -L emulation -j "$(nproc)" --output-on-failure
 step torch_tests ctest --test-dir "$build" -L torch -j "$(nproc)" --output-on-failure
-step benchmark env HIRED_BENCH_DEVICE=cuda "$build/benchmarks/hired_selection_bench" \
+# On the GPU when there is one (else the CPU, so the script also runs on a machine without).
+bench_device=cpu
+nvidia-smi -L >/dev/null 2>&1 && bench_device=cuda
+step benchmark env HIRED_BENCH_DEVICE=$bench_device "$build/benchmarks/hired_selection_bench" \
   --benchmark_filter='BM_Hired|BM_Reference' --benchmark_repetitions=5 \
   --benchmark_report_aggregates_only=true
 
 summary() {  # the "N tests passed / skipped" line of a ctest log
   grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log/$1.log" | tail -1
-  grep -c 'Skipped' "$log/$1.log" | sed 's/$/ skipped/'
+  grep -c '(Skipped)$' "$log/$1.log" | sed 's/$/ skipped/'
 }
 
 echo
