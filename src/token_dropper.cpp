@@ -25,15 +25,16 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <string>
 #endif
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <numeric>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace hired {
 namespace {
@@ -111,40 +112,21 @@ struct HostQueryKeys {
   }
 };
 
-/// hired::qk_scores of `rows` into out[row * N ...], the rows spread over ATen's intra-op
-/// threads (each row's arithmetic is unchanged); on a non-finite logit, the error of the first
-/// such row in `rows`.
-void parallel_qk_scores(const QueryKeyView& v, const char* what,
-                        const std::vector<std::int64_t>& rows, float* out) {
-  check_query_key_view(v, what);
-  const auto count = static_cast<std::int64_t>(rows.size());
-  std::vector<QkFault> faults(rows.size());
-  std::vector<char> failed(rows.size(), 0);
-  at::parallel_for(0, count, 1, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<float> scratch(static_cast<std::size_t>(qk_scratch_floats(v)));
-    for (std::int64_t i = begin; i < end; ++i)
-      failed[i] = !qk_row_scores(v, rows[i], out + rows[i] * v.tokens, scratch.data(), &faults[i]);
-  });
-  for (std::int64_t i = 0; i < count; ++i)
-    if (failed[i]) fail_non_finite_logit(what, rows[i], faults[i]);
-}
+/// Rows of qk_scores spread over ATen's intra-op threads.
+struct AtenParallelRows {
+  template <class Body>
+  void operator()(std::int64_t count, Body&& body) const {
+    at::parallel_for(0, count, 1, body);
+  }
+};
 
-/// The CPU path's scores from q/k: [sum P, N] each; init only on full-image rows (the rest 0,
-/// never read by the budgets).
+/// The CPU path's scores from q/k, [sum P, N] each: init on full-image rows only (the rest
+/// 0, never read by the budgets), final on every row.
 std::pair<std::vector<float>, std::vector<float>> host_qk_scores(
     const QueryKeys& init, const QueryKeys& final, const std::vector<ImageLayout>& layouts) {
   const HostQueryKeys host_init(init), host_final(final);
-  std::vector<std::int64_t> full_rows, all_rows(static_cast<std::size_t>(host_init.view.rows));
-  for (std::int64_t p = 0; const ImageLayout& image : layouts) {
-    full_rows.push_back(p);
-    p += image.partitions;
-  }
-  std::iota(all_rows.begin(), all_rows.end(), std::int64_t{0});
-  const auto size = static_cast<std::size_t>(host_init.view.rows * host_init.view.tokens);
-  std::vector<float> init_scores(size, 0.0f), final_scores(size);
-  parallel_qk_scores(host_init.view, "init q/k", full_rows, init_scores.data());
-  parallel_qk_scores(host_final.view, "final q/k", all_rows, final_scores.data());
-  return {std::move(init_scores), std::move(final_scores)};
+  return {qk_init_scores(host_init.view, layouts, "init q/k", AtenParallelRows{}),
+          qk_scores(host_final.view, "final q/k", {}, AtenParallelRows{})};
 }
 
 /// A host selection as TokenSelection tensors on `device`.

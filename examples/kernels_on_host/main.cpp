@@ -95,11 +95,9 @@ int main() {
                         .heads = heads, .head_dim = head_dim, .tokens = tokens,
                         .scale = qk_scale(head_dim)};
   };
-  std::vector<float> init_scores(static_cast<std::size_t>(rows * tokens), 0.0f);
-  const std::vector<float> full = qk_scores(view(q0, k0), "init", std::vector<std::int64_t>{0});
-  std::copy(full.begin(), full.end(), init_scores.begin());  // the full image's row only
-  const Selection host = select_tokens(init_scores, qk_scores(view(q22, k22), "final"), images,
-                                       vision, config);
+  const Selection host = select_tokens(qk_init_scores(view(q0, k0), images, "init"),
+                                       qk_scores(view(q22, k22), "final"), images, vision,
+                                       config);
   const bool agrees =
       status == 0 && std::vector<std::int32_t>(kept.begin(), kept.end()) == host.kept;
 

@@ -98,4 +98,16 @@ inline std::int64_t total_partitions(std::span<const ImageLayout> images) {
   return sum;
 }
 
+/// The row of each image's full-image partition in a batch's [sum P, ...] tensors: 0, P_0,
+/// P_0 + P_1, ...
+inline std::vector<std::int64_t> full_image_rows(std::span<const ImageLayout> images) {
+  std::vector<std::int64_t> rows;
+  std::int64_t row = 0;
+  for (const ImageLayout& image : images) {
+    rows.push_back(row);
+    row += image.partitions;
+  }
+  return rows;
+}
+
 }  // namespace hired

@@ -25,8 +25,10 @@
 #pragma once
 
 #include "hired/error.hpp"
+#include "hired/layout.hpp"
 #include "hired/qk_math.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -156,40 +158,67 @@ inline bool qk_row_scores(const QueryKeyView& v, std::int64_t p, float* out, flo
   return true;
 }
 
-/// The checks qk_scores makes of a view (a caller of qk_row_scores runs them first).
-inline void check_query_key_view(const QueryKeyView& v, const char* what) {
+/// Runs body(begin, end) over rows [0, count) in order on this thread: qk_scores' default.
+/// A caller may pass a thread pool's parallel-for instead; each row's arithmetic is the same.
+struct RowsInOrder {
+  template <class Body>
+  void operator()(std::int64_t count, Body&& body) const {
+    body(std::int64_t{0}, count);
+  }
+};
+
+/// Scores [rows.size(), N] of the listed rows (all rows when `rows` is empty), as sum_heads
+/// returns them, the rows handed to `run(count, body)` (see RowsInOrder). Throws hired::Error
+/// naming `what` for a bad view, or for the first listed row that is out of range or has a
+/// non-finite logit (its head and key), whichever way the rows were run.
+template <class Run = RowsInOrder>
+std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
+                             std::span<const std::int64_t> rows = {}, Run run = {}) {
   check(v.q != nullptr && v.k != nullptr, "{}: null q or k", what);
   check(v.rows > 0 && v.heads > 0 && v.head_dim > 0 && v.tokens > 0,
         "{}: rows {}, heads {}, head_dim {} and N {} must be positive", what, v.rows, v.heads,
         v.head_dim, v.tokens);
   check(std::isfinite(v.scale) && v.scale > 0.0f, "{}: scale {} must be finite and positive",
         what, v.scale);
-}
-
-/// Throws the error qk_scores raises for a row whose logit at `fault` is not finite.
-[[noreturn]] inline void fail_non_finite_logit(const char* what, std::int64_t row,
-                                               const QkFault& fault) {
-  fail("{}: the logit of row {}, head {}, key {} is not finite (NaN or Inf in q or k, or "
-       "q . k overflows)",
-       what, row, fault.head, fault.key);
-}
-
-/// Scores [rows.size(), N] of the listed rows (all rows when `rows` is empty), as sum_heads
-/// returns them. Throws hired::Error naming `what`, the row, head and key of a non-finite
-/// logit, or a bad view.
-inline std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
-                                    std::span<const std::int64_t> rows = {}) {
-  check_query_key_view(v, what);
   const std::int64_t count = rows.empty() ? v.rows : static_cast<std::int64_t>(rows.size());
+  const auto row_of = [&](std::int64_t i) {
+    return rows.empty() ? i : rows[static_cast<std::size_t>(i)];
+  };
   std::vector<float> out(static_cast<std::size_t>(count * v.tokens));
-  std::vector<float> scratch(static_cast<std::size_t>(qk_scratch_floats(v)));
+  std::vector<QkFault> faults(static_cast<std::size_t>(count));  // key -1: computed, no fault
+  run(count, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> scratch(static_cast<std::size_t>(qk_scratch_floats(v)));
+    for (std::int64_t i = begin; i < end; ++i) {
+      const std::int64_t p = row_of(i);
+      if (p >= 0 && p < v.rows)
+        qk_row_scores(v, p, out.data() + i * v.tokens, scratch.data(), &faults[i]);
+    }
+  });
   for (std::int64_t i = 0; i < count; ++i) {
-    const std::int64_t p = rows.empty() ? i : rows[static_cast<std::size_t>(i)];
+    const std::int64_t p = row_of(i);
     check(p >= 0 && p < v.rows, "{}: row {} outside [0, {})", what, p, v.rows);
-    QkFault fault;
-    if (!qk_row_scores(v, p, out.data() + i * v.tokens, scratch.data(), &fault))
-      fail_non_finite_logit(what, p, fault);
+    const QkFault& fault = faults[static_cast<std::size_t>(i)];
+    check(fault.key < 0,
+          "{}: the logit of row {}, head {}, key {} is not finite (NaN or Inf in q or k, or "
+          "q . k overflows)",
+          what, p, fault.head, fault.key);
   }
+  return out;
+}
+
+/// The init-layer scores the budgets need, in select_tokens' [sum P, N] layout: each image's
+/// full-image row scored (qk_scores, rows run by `run`), every other row 0 (never read).
+template <class Run = RowsInOrder>
+std::vector<float> qk_init_scores(const QueryKeyView& v, std::span<const ImageLayout> images,
+                                  const char* what, Run run = {}) {
+  check(total_partitions(images) == v.rows, "{}: {} rows, but the images have {} partitions",
+        what, v.rows, total_partitions(images));
+  const std::vector<std::int64_t> rows = full_image_rows(images);
+  const std::vector<float> full = qk_scores(v, what, rows, run);
+  std::vector<float> out(static_cast<std::size_t>(v.rows * v.tokens), 0.0f);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(full.begin() + static_cast<std::ptrdiff_t>(i * v.tokens), v.tokens,
+                out.begin() + rows[i] * v.tokens);
   return out;
 }
 

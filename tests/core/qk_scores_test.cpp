@@ -174,6 +174,58 @@ TEST(QkScores, PicksRowsAndHonoursStrides) {
   EXPECT_TRUE(std::equal(some.begin() + tokens, some.end(), all.begin()));
 }
 
+// A thread-pool runner sees the rows in chunks, in any order: the scores and the error are
+// the in-order ones.
+struct ChunksBackwards {
+  template <class Body>
+  void operator()(std::int64_t count, Body&& body) const {
+    for (std::int64_t end = count; end > 0; end -= 2) body(std::max<std::int64_t>(end - 2, 0), end);
+  }
+};
+
+TEST(QkScores, AnyRowRunnerGivesTheSameScoresAndError) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(5 * 6), k(5 * 10 * 6);
+  for (float& v : q) v = normal(rng);
+  for (float& v : k) v = normal(rng);
+  const QueryKeyView v = view_of(q, k, 5, 2, 3, 9, qk_scale(3));
+  EXPECT_EQ(qk_scores(v, "q/k", {}, ChunksBackwards{}), qk_scores(v, "q/k"));
+  k[(1 * 10 + 2) * 6] = std::numeric_limits<float>::infinity();  // rows 1 and 3 fail:
+  k[(3 * 10 + 4) * 6] = std::numeric_limits<float>::infinity();  // row 1 is reported
+  try {
+    qk_scores(v, "q/k", {}, ChunksBackwards{});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 1, head 0, key 2"), std::string::npos) << e.what();
+  }
+}
+
+// Init scores as select_tokens takes them: the full-image rows (0, 3, 4 for P = 3, 1, 2)
+// scored, the tiles' rows 0 and never read (NaN there is fine).
+TEST(QkScores, InitScoresScoreOnlyFullImageRows) {
+  const std::vector<ImageLayout> images{{3, {1, 2}, std::nullopt}, {}, {2, {1, 1}, std::nullopt}};
+  EXPECT_EQ(full_image_rows(images), (std::vector<std::int64_t>{0, 3, 4}));
+  std::mt19937 rng(10);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(6 * 4), k(6 * 5 * 4);
+  for (float& v : q) v = normal(rng);
+  for (float& v : k) v = normal(rng);
+  for (const std::int64_t tile : {1, 2, 5}) q[tile * 4] = std::numeric_limits<float>::quiet_NaN();
+  const QueryKeyView v = view_of(q, k, 6, 2, 2, 4, qk_scale(2));
+  const std::vector<float> init = qk_init_scores(v, images, "init");
+  const std::vector<float> full = qk_scores(v, "init", std::vector<std::int64_t>{0, 3, 4});
+  ASSERT_EQ(init.size(), 6u * 4);
+  for (std::int64_t row = 0, i = 0; row < 6; ++row) {
+    const bool scored = row == 0 || row == 3 || row == 4;
+    for (std::int64_t j = 0; j < 4; ++j)
+      EXPECT_EQ(init[row * 4 + j], scored ? full[i * 4 + j] : 0.0f) << row << ", " << j;
+    i += scored;
+  }
+  const std::vector<ImageLayout> fewer{{3, {1, 2}, std::nullopt}};
+  EXPECT_THROW(qk_init_scores(v, fewer, "init"), Error);  // 3 partitions, 6 rows
+}
+
 std::string error_of(const QueryKeyView& v, std::vector<std::int64_t> rows = {}) {
   try {
     qk_scores(v, "init q/k", rows);

@@ -175,14 +175,10 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
     init = random_query_keys<E>(rng, rows, keys, width, k_stride, c.qk_ties);
     final_attention = random_query_keys<E>(rng, rows, keys, width, k_stride, c.qk_ties);
     // Only full-image rows of the init layer may be read: poison the others.
-    std::vector<bool> full(static_cast<std::size_t>(rows), false);
-    for (std::int64_t p = 0, b = 0; b < static_cast<std::int64_t>(c.images.size()); ++b) {
-      full[static_cast<std::size_t>(p)] = true;
-      p += c.images[static_cast<std::size_t>(b)].partitions;
-    }
+    const std::vector<std::int64_t> full_rows = full_image_rows(c.images);
     const Storage nan = encode<E>(std::numeric_limits<float>::quiet_NaN());
     for (std::int64_t p = 0; p < rows; ++p)
-      if (!full[static_cast<std::size_t>(p)]) {
+      if (std::find(full_rows.begin(), full_rows.end(), p) == full_rows.end()) {
         std::fill_n(q_init.begin() + p * qk_stride, width, nan);
         std::fill_n(init.begin() + p * keys * k_stride, keys * k_stride, nan);
       }
@@ -199,14 +195,7 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
                           .rows = rows, .heads = c.heads, .head_dim = c.head_dim,
                           .tokens = tokens, .scale = qk_scale(c.head_dim)};
     };
-    std::vector<std::int64_t> full_rows;
-    for (std::int64_t p = 0; p < rows; ++p)
-      if (full[static_cast<std::size_t>(p)]) full_rows.push_back(p);
-    const std::vector<float> full_scores = qk_scores(view(qi, ki), "init", full_rows);
-    init_scores.assign(static_cast<std::size_t>(rows * tokens), 0.0f);  // unread: tiles
-    for (std::size_t i = 0; i < full_rows.size(); ++i)
-      std::copy_n(full_scores.begin() + static_cast<std::ptrdiff_t>(i) * tokens, tokens,
-                  init_scores.begin() + full_rows[i] * tokens);
+    init_scores = qk_init_scores(view(qi, ki), c.images, "init");
     final_scores = qk_scores(view(qf, kf), "final");
   }
 

@@ -267,7 +267,7 @@ TEST(TokenDropperQk, SelectionIsTheCoreOnQkScores) {
                                .head_dim = 16, .tokens = 576, .scale = hired::qk_scale(16)};
   };
   const std::vector<float> full = hired::qk_scores(view(init), "init", std::vector<std::int64_t>{0, 5});
-  std::vector<float> init_scores(8 * 576, 0.0f);
+  std::vector<float> init_scores(8 * 576, 0.0f);  // the full images' rows, 0 and 5
   std::copy_n(full.begin(), 576, init_scores.begin());
   std::copy_n(full.begin() + 576, 576, init_scores.begin() + 5 * 576);
   for (const hired::Mode mode : {hired::Mode::exact, hired::Mode::reference}) {
