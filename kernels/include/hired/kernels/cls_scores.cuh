@@ -46,26 +46,37 @@ namespace detail {
 // NaN fails both comparisons.
 HIRED_DEVICE bool finite_non_negative(float v) { return v >= 0.0f && v <= 3.40282347e38f; }
 
+/// One attention row's scores, by the block: thread t handles keys t, t + BlockThreads, ...
+/// (coalesced per head), summing the heads from +0 in ascending order as sum_heads does, and
+/// writes score j to out[j] (key 0 is only validated; out may be null to validate only).
+/// Returns, per thread, whether every value it read was finite and non-negative. No barrier.
+template <Element E, int BlockThreads>
+HIRED_DEVICE bool block_head_sums(const storage_t<E>* attention, std::int64_t head_stride,
+                                  int heads, int tokens, float* out) {
+  bool valid = true;
+  for (std::int64_t key = threadIdx.x; key <= tokens; key += BlockThreads) {
+    float sum = 0.0f;
+    for (int h = 0; h < heads; ++h) {
+      const float v = to_float<E>(attention[h * head_stride + key]);
+      valid = valid && finite_non_negative(v);
+      sum += v;
+    }
+    if (key > 0 && out != nullptr) out[key - 1] = sum;
+  }
+  return valid;
+}
+
 }  // namespace detail
 
-/// Scores from attention rows; see the file comment. Thread t handles keys t, t + BlockThreads,
-/// ... (coalesced per head); key 0 is only validated.
+/// Scores from attention rows; see the file comment and detail::block_head_sums.
 template <Element E, int BlockThreads>
 HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsScoresParams<E> p) {
   static_assert(BlockThreads >= 32 && BlockThreads <= 1024);
   const std::int64_t row = blockIdx.x;
-  const storage_t<E>* attention = p.attention + row * p.row_stride;
-  bool bad = false;
-  for (std::int32_t key = threadIdx.x; key <= p.tokens; key += BlockThreads) {
-    float sum = 0.0f;  // sum_heads' accumulator starts at +0 too
-    for (std::int32_t h = 0; h < p.heads; ++h) {
-      const float v = to_float<E>(attention[h * p.head_stride + key]);
-      bad |= !detail::finite_non_negative(v);
-      sum += v;
-    }
-    if (key > 0) p.scores[row * p.score_stride + key - 1] = sum;
-  }
-  if (bad && p.invalid != nullptr) atomicOr(p.invalid, 1u);
+  const bool valid = detail::block_head_sums<E, BlockThreads>(
+      p.attention + row * p.row_stride, p.head_stride, p.heads, p.tokens,
+      p.scores + row * p.score_stride);
+  if (!valid && p.invalid != nullptr) atomicOr(p.invalid, 1u);
 }
 
 namespace detail {
@@ -154,7 +165,6 @@ class BlockQkScores {
         if (t >= keys) continue;
         const storage_t<E>* key = k + t * k_token_stride + static_cast<std::int64_t>(h) * head_dim;
         float dot = 0.0f;
-        const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
         if (vectors) {
           for (int c0 = 0; c0 < head_dim; c0 += kVector) {
             const Vector chunk = *reinterpret_cast<const Vector*>(key + c0);
@@ -163,6 +173,7 @@ class BlockQkScores {
               dot = fma(query[c0 + j], to_float<E>(chunk.v[j]), dot);
           }
         } else {
+          const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
           for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
         }
         value[i] = mul(dot, scale);

@@ -97,9 +97,6 @@ HIRED_DEVICE bool single_partition_newline(PackNewline policy, std::int32_t kept
   return policy == PackNewline::every_row || (policy == PackNewline::kept_rows && kept > 0);
 }
 
-// NaN fails both comparisons (as in cls_scores.cuh).
-HIRED_DEVICE bool finite_non_negative_score(float v) { return v >= 0.0f && v <= 3.40282347e38f; }
-
 }  // namespace detail
 
 /// One block per partition.
@@ -146,20 +143,9 @@ struct SelectScores<AttentionInput<E>, BlockThreads, MaxTokens> {
 
   HIRED_DEVICE static bool supported(const AttentionInput<E>& in) { return input_supported(in); }
 
-  // Heads summed in ascending order from +0: sum_heads' additions.
   HIRED_DEVICE static bool row(const storage_t<E>* attention, std::int64_t head_stride, int heads,
                                int tokens, float* out) {
-    bool valid = true;
-    for (std::int64_t key = threadIdx.x; key <= tokens; key += BlockThreads) {
-      float sum = 0.0f;
-      for (int h = 0; h < heads; ++h) {
-        const float v = to_float<E>(attention[h * head_stride + key]);
-        valid = valid && finite_non_negative_score(v);
-        sum += v;
-      }
-      if (key > 0 && out != nullptr) out[key - 1] = sum;
-    }
-    return valid;
+    return block_head_sums<E, BlockThreads>(attention, head_stride, heads, tokens, out);
   }
 
   HIRED_DEVICE bool init(const AttentionInput<E>& in, std::int64_t full, std::int64_t own,
