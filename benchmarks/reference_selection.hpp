@@ -120,4 +120,20 @@ inline at::Tensor hired_selection(const SelectionInputs& in, const hired::TokenD
   return dropper.gather(selection, in.features).features;
 }
 
+/// Whether hired's selection packs exactly what the published formulation packs, from attention
+/// rows and from q/k (reference mode, newline policy none): the benchmarks check it before
+/// timing, so that they compare like for like.
+inline bool matches_reference(const SelectionInputs& in, double rate, double alpha) {
+  hired::DropConfig config;
+  config.mode = hired::Mode::reference;
+  config.budget = hired::Budget::rate(rate);
+  config.alpha = alpha;
+  config.newline = hired::NewlinePolicy::none;
+  const hired::TokenDropper dropper(config);
+  const at::Tensor expected = reference_selection(in, rate, alpha);
+  for (const Scoring scoring : {Scoring::attention_rows, Scoring::query_keys})
+    if (!at::equal(hired_selection(in, dropper, scoring), expected)) return false;
+  return true;
+}
+
 }  // namespace hired_bench
