@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -187,6 +188,31 @@ TEST_F(TokenDropperCuda, InvalidAttentionIsRaised) {
 }
 
 #if HIRED_TEST_CUDA_DISPATCH  // hired built with its kernels: no host round trip to capture
+struct Captured {
+  hired::TokenSelection selection;
+  hired::PackedFeatures packed;
+};
+
+/// `run()` (select + gather, returning a Captured) on a side stream: once as a warm-up, once
+/// captured in a CUDA graph; then the captured outputs are zeroed and the graph replayed, so
+/// what they hold afterwards is what the replay wrote.
+template <class Run>
+Captured capture_and_replay(const Run& run) {
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  const c10::cuda::CUDAStreamGuard guard(side);
+  (void)run();  // warm-up: uploads the layout's parameters outside the capture
+  side.synchronize();
+  at::cuda::CUDAGraph graph;
+  graph.capture_begin();
+  Captured captured = run();
+  graph.capture_end();
+  captured.packed.features.zero_();
+  captured.selection.kept.zero_();
+  graph.replay();
+  side.synchronize();
+  return captured;
+}
+
 // select + gather captured once and replayed: the replay writes the same outputs (the
 // captured tensors' memory) as the eager CPU path computes.
 TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
@@ -198,19 +224,11 @@ TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
   const auto cpu = dropper.select(init.cpu(), final_attention.cpu(), images);
   const auto cpu_packed = dropper.gather(cpu, features.cpu(), newline.cpu());
 
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  const c10::cuda::CUDAStreamGuard guard(side);
-  (void)dropper.gather(dropper.select(init, final_attention, images), features, newline);  // warm-up
-  side.synchronize();
-  at::cuda::CUDAGraph graph;
-  graph.capture_begin();
-  const auto captured = dropper.select(init, final_attention, images);
-  const auto packed = dropper.gather(captured, features, newline);
-  graph.capture_end();
-  packed.features.zero_();
-  captured.kept.zero_();
-  graph.replay();
-  side.synchronize();
+  const auto [captured, packed] = capture_and_replay([&] {
+    hired::TokenSelection selection = dropper.select(init, final_attention, images);
+    hired::PackedFeatures rows = dropper.gather(selection, features, newline);
+    return Captured{std::move(selection), std::move(rows)};
+  });
   EXPECT_TRUE(at::equal(captured.kept.cpu(), cpu.kept));
   EXPECT_TRUE(at::equal(captured.kept_offsets.cpu(), cpu.kept_offsets));
   EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
@@ -283,18 +301,11 @@ TEST_F(TokenDropperCuda, QueryKeysSelectAndGatherCaptureInACudaGraph) {
   const auto cpu = dropper.select(init, final, images);
   const auto cpu_packed = dropper.gather(cpu, features.cpu(), newline.cpu());
 
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
-  const c10::cuda::CUDAStreamGuard guard(side);
-  (void)dropper.gather(dropper.select(init_gpu, final_gpu, images), features, newline);
-  side.synchronize();
-  at::cuda::CUDAGraph graph;
-  graph.capture_begin();
-  const auto captured = dropper.select(init_gpu, final_gpu, images);
-  const auto packed = dropper.gather(captured, features, newline);
-  graph.capture_end();
-  packed.features.zero_();
-  graph.replay();
-  side.synchronize();
+  const auto [captured, packed] = capture_and_replay([&] {
+    hired::TokenSelection selection = dropper.select(init_gpu, final_gpu, images);
+    hired::PackedFeatures rows = dropper.gather(selection, features, newline);
+    return Captured{std::move(selection), std::move(rows)};
+  });
   EXPECT_TRUE(at::equal(captured.kept.cpu(), cpu.kept));
   EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
 }
