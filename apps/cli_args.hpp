@@ -91,13 +91,17 @@ class DropFlags {
   bool rate_given_ = false, tokens_given_ = false, any_given_ = false;
 };
 
-/// A tool's main: runs `body` (which returns the exit status); bad input (hired::Error) exits 2
-/// and anything else 1, each with one line on stderr that starts with the tool's name.
+/// A tool's main: runs `body` (which returns the exit status); bad input (hired::Error, or a
+/// file that cannot be read: hired::IoError) exits 2 and anything else 1, each with one line on
+/// stderr that starts with the tool's name.
 template <typename Body>
 int guarded_main(std::string_view tool, Body&& body) {
   try {
     return body();
   } catch (const Error& e) {
+    fmt::print(stderr, "{}: {}\n", tool, e.what());
+    return 2;
+  } catch (const IoError& e) {
     fmt::print(stderr, "{}: {}\n", tool, e.what());
     return 2;
   } catch (const std::exception& e) {

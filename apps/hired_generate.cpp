@@ -4,9 +4,9 @@
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
-#include "hired/llava/preprocess.hpp"
-#include "hired/llava/tokenizer.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/image.hpp"
+#include "hired/io/tokenizer.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -136,16 +136,16 @@ class Progress {
 int run(const Options& o) {
   Progress progress;
   const hired::llava::WeightOptions weight_options{o.dtype, o.device};
-  std::optional<hired::llava::Tokenizer> tokenizer;
+  std::optional<hired::io::Tokenizer> tokenizer;
   const auto model = [&] {
     if (o.preset) {
-      const auto config = hired::llava::LlavaNextConfig::preset(*o.preset);
+      const auto config = hired::io::LlavaNextConfig::preset(*o.preset);
       progress("building preset '{}' with random weights (seed {})", *o.preset, o.seed);
       return hired::llava::LlavaNextModel::random(config, o.seed, weight_options);
     }
     progress("loading {}", o.model_dir->string());
     if (fs::exists(*o.model_dir / "tokenizer.model"))
-      tokenizer = hired::llava::Tokenizer::load_dir(*o.model_dir);
+      tokenizer = hired::io::Tokenizer::load_dir(*o.model_dir);
     return hired::llava::LlavaNextModel::load(*o.model_dir, weight_options);
   }();
   const auto& config = model.config();
@@ -213,22 +213,22 @@ int run(const Options& o) {
       return std::vector<std::int64_t>(c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel());
     };
     const at::Tensor& packed = encoded.rows.features;
-    std::vector<hired::TensorData> tensors{
-        hired::make_tensor_data("logits", hired::Dtype::F32, {out.prefill_logits.size(1)},
+    std::vector<hired::io::TensorData> tensors{
+        hired::io::make_tensor_data("logits", hired::io::Dtype::F32, {out.prefill_logits.size(1)},
                                 as_float(out.prefill_logits[0])),
-        hired::make_tensor_data("packed_features", hired::Dtype::F32,
+        hired::io::make_tensor_data("packed_features", hired::io::Dtype::F32,
                                 {packed.size(0), packed.size(1)}, as_float(packed)),
-        hired::make_tensor_data("packed_lengths", hired::Dtype::I64, {encoded.rows.lengths.size(0)},
+        hired::io::make_tensor_data("packed_lengths", hired::io::Dtype::I64, {encoded.rows.lengths.size(0)},
                                 as_long(encoded.rows.lengths))};
     if (encoded.rows.selection) {
       const hired::TokenSelection& s = *encoded.rows.selection;
-      tensors.push_back(hired::make_tensor_data("kept", hired::Dtype::I64, {s.kept.size(0)}, as_long(s.kept)));
-      tensors.push_back(hired::make_tensor_data("kept_offsets", hired::Dtype::I64,
+      tensors.push_back(hired::io::make_tensor_data("kept", hired::io::Dtype::I64, {s.kept.size(0)}, as_long(s.kept)));
+      tensors.push_back(hired::io::make_tensor_data("kept_offsets", hired::io::Dtype::I64,
                                                 {s.kept_offsets.size(0)}, as_long(s.kept_offsets)));
-      tensors.push_back(hired::make_tensor_data("budgets", hired::Dtype::I64, {s.budgets.size(0)},
+      tensors.push_back(hired::io::make_tensor_data("budgets", hired::io::Dtype::I64, {s.budgets.size(0)},
                                                 as_long(s.budgets)));
     }
-    hired::write_safetensors(o.dump->string(), tensors);
+    hired::io::write_safetensors(o.dump->string(), tensors);
     progress("wrote {}", o.dump->string());
   }
   std::cout << summary.dump() << std::endl;

@@ -3,7 +3,7 @@
 // Torch-free: it links only hired::core.
 #include "cli_args.hpp"
 #include "hired/error.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 #include "hired/scores.hpp"
 #include "hired/selection.hpp"
 
@@ -68,25 +68,25 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::vector<std::int64_t> ints(const hired::SafeTensors& file, const std::string& name) {
+std::vector<std::int64_t> ints(const hired::io::SafeTensors& file, const std::string& name) {
   return file.at(name).to_int64();
 }
 
 hired::Selection run(const Options& o) {
-  const hired::SafeTensors file = hired::SafeTensors::load(o.input);
-  const hired::TensorView& init = file.at("init_cls_attn");
-  const hired::TensorView& final_ = file.at("final_cls_attn");
+  const hired::io::SafeTensors file = hired::io::SafeTensors::load(o.input);
+  const hired::io::TensorView& init = file.at("init_cls_attn");
+  const hired::io::TensorView& final_ = file.at("final_cls_attn");
   hired::check(init.shape().size() == 3, "init_cls_attn: rank {} must be 3 ([sum P, H, N + 1])",
                init.shape().size());
   hired::check(final_.shape() == init.shape(), "final_cls_attn: shape differs from init_cls_attn's");
 
   const std::vector<std::int64_t> partitions = ints(file, "num_partitions");
-  const hired::TensorView& np = file.at("num_partitions");
+  const hired::io::TensorView& np = file.at("num_partitions");
   hired::check(np.shape().size() == 1, "num_partitions: rank {} must be 1 ([B])", np.shape().size());
   std::vector<std::int64_t> grids, sizes;
   std::vector<hired::Size2> pinpoints;
   auto pairs = [&](const char* name) {
-    const hired::TensorView& t = file.at(name);
+    const hired::io::TensorView& t = file.at(name);
     hired::check(t.shape().size() == 2 && t.shape()[1] == 2, "{}: shape must be [*, 2]", name);
     return t.to_int64();
   };

@@ -16,7 +16,7 @@
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
-#include "hired/llava/tokenizer.hpp"
+#include "hired/io/tokenizer.hpp"
 #include "reference_selection.hpp"
 
 #include <ATen/ATen.h>
@@ -51,7 +51,7 @@ namespace {
 namespace fs = std::filesystem;
 using hired::check;
 using hired::fail;
-using hired::llava::LlavaNextConfig;
+using hired::io::LlavaNextConfig;
 using hired::llava::LlavaNextModel;
 
 constexpr std::string_view usage =
@@ -483,13 +483,13 @@ nlohmann::json row_json(const Row& r) {
 int run(const Options& o) {
   if (o.device->is_cpu()) cpu_allocator();  // before the weights, so they are counted
   const hired::llava::WeightOptions weights{*o.dtype, *o.device};
-  std::optional<hired::llava::Tokenizer> tokenizer;
+  std::optional<hired::io::Tokenizer> tokenizer;
   const auto start = std::chrono::steady_clock::now();
   const LlavaNextModel model = [&] {
     if (o.model_dir) {
       say(fmt::format("loading {}", o.model_dir->string()));
       if (fs::exists(*o.model_dir / "tokenizer.model"))
-        tokenizer = hired::llava::Tokenizer::load_dir(*o.model_dir);
+        tokenizer = hired::io::Tokenizer::load_dir(*o.model_dir);
       return LlavaNextModel::load(*o.model_dir, weights);
     }
     say(fmt::format("preset {} with random weights (seed {}), {} on {}", o.preset, o.seed,

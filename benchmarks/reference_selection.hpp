@@ -7,8 +7,8 @@
 
 #include "hired/geometry.hpp"
 #include "hired/layout.hpp"
-#include "hired/llava_next.hpp"
-#include "hired/token_dropper.hpp"
+#include "hired/torch/llava_next.hpp"
+#include "hired/torch/token_dropper.hpp"
 
 #include <ATen/ATen.h>
 

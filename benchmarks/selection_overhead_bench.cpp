@@ -105,7 +105,7 @@ void BM_Hired(benchmark::State& state) {
 /// The vision tower the selection sits behind: CLIP ViT-L/14-336 (random weights, layers 0..22)
 /// on one 600x600 image's 5 partitions. Selection time / this = selection's share.
 void BM_ClipLVisionTower(benchmark::State& state) {
-  const auto config = hired::llava::LlavaNextConfig::preset("llava-next-7b");
+  const auto config = hired::io::LlavaNextConfig::preset("llava-next-7b");
   hired::llava::Weights weights = hired::llava::Weights::random(0);
   const hired::llava::VisionTower tower(config, weights);
   at::manual_seed(0);

@@ -7,6 +7,7 @@
 //   hired::kernels::launch_select(select, stream);   // hired/kernels/launch.hpp,
 //   hired::kernels::launch_pack(pack, 4, stream);    // library hired_kernels
 // then reads `status` (0: all written) and totals[0] / totals[1] (kept tokens, packed rows).
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/plan.hpp"
 #include "hired/kernels/selection.cuh"
 #include "hired/qk_scores.hpp"

@@ -1,6 +1,6 @@
 // Existing LibTorch code calling hired: drop 80% of a 600x600 image's 2880 visual tokens
 // before the projector. Random attention stands in for a real vision tower's.
-#include <hired/token_dropper.hpp>
+#include <hired/torch/token_dropper.hpp>
 
 #include <ATen/ATen.h>
 

@@ -16,12 +16,6 @@
 namespace hired::llava {
 namespace {
 
-std::string shape_of(const at::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 at::Tensor rotate_half(const at::Tensor& x) {
   const std::int64_t half = x.size(-1) / 2;
   return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
@@ -70,7 +64,7 @@ LanguageModel::LanguageModel(const TextConfig& config, Weights& weights)
 
 at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
   check(ids.defined() && ids.dim() == 2, "ids: shape {} must be [B, L]",
-        ids.defined() ? shape_of(ids) : "undefined");
+        ids.defined() ? shape_text(ids.sizes()) : "undefined");
   check(ids.scalar_type() == at::kLong, "ids: dtype must be int64");
   if (ids.numel() > 0) {
     const std::int64_t lo = ids.min().item<std::int64_t>(), hi = ids.max().item<std::int64_t>();
@@ -151,11 +145,11 @@ Generation generate_greedy(const LanguageModel& model, const at::Tensor& embeds,
                            std::span<const std::int64_t> lengths, const GenerationOptions& options) {
   const TextConfig& config = model.config();
   check(embeds.defined() && embeds.dim() == 3 && embeds.size(2) == config.hidden_size,
-        "embeds: shape {} must be [B, L, {}]", embeds.defined() ? shape_of(embeds) : "undefined",
+        "embeds: shape {} must be [B, L, {}]", embeds.defined() ? shape_text(embeds.sizes()) : "undefined",
         config.hidden_size);
   check(at::isFloatingType(embeds.scalar_type()), "embeds: dtype must be floating point");
   const std::int64_t batch = embeds.size(0), longest = embeds.size(1);
-  check(batch > 0 && longest > 0, "embeds: shape {} is empty", shape_of(embeds));
+  check(batch > 0 && longest > 0, "embeds: shape {} is empty", shape_text(embeds.sizes()));
   check(static_cast<std::int64_t>(lengths.size()) == batch, "lengths: {} values for {} rows",
         lengths.size(), batch);
   std::int64_t max_len = 0;

@@ -3,8 +3,8 @@
 #include "hired/llava/model.hpp"
 
 #include "hired/error.hpp"
-#include "hired/llava/preprocess.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/image.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include <ATen/ATen.h>
 
@@ -13,6 +13,9 @@
 
 namespace hired::llava {
 namespace {
+
+using io::SafeTensors;
+using io::TensorView;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -53,8 +56,8 @@ ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNext
 
 ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config) {
   check(!paths.empty(), "images: none given");
-  const PixelBatch batch =
-      preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
+  const io::PixelBatch batch =
+      io::preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
   std::vector<std::int64_t> sizes;
   for (const Size2& s : batch.image_sizes) sizes.insert(sizes.end(), {s.height, s.width});
   const std::int64_t images = static_cast<std::int64_t>(paths.size()), side = batch.tile_px;
@@ -131,7 +134,7 @@ EncodedImages LlavaNextModel::encode_images(const ImageInputs& images,
   out.vision_seconds = seconds_since(vision_start);
 
   const auto project_start = std::chrono::steady_clock::now();
-  const ProjectorFn project = [this](const at::Tensor& x) { return projector_->forward(x); };
+  const auto project = [this](const at::Tensor& x) { return projector_->forward(x); };
   out.rows = dropper ? hired_llava_next(*dropper, vision.features, vision.cls_attention[0],
                                         vision.cls_attention[1], batch, project, image_newline_)
                      : stock_llava_next(vision.features, batch, project, image_newline_);

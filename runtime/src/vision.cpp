@@ -3,7 +3,7 @@
 #include "hired/llava/vision.hpp"
 
 #include "hired/error.hpp"
-#include "hired/token_dropper.hpp"
+#include "hired/torch/token_dropper.hpp"
 
 #include <ATen/ATen.h>
 
@@ -14,8 +14,6 @@
 
 namespace hired::llava {
 namespace {
-
-std::string shape_text(const at::Tensor& t) { return fmt::format("[{}]", fmt::join(t.sizes(), ", ")); }
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(x * 1.702); }
 
@@ -92,8 +90,8 @@ VisionOutput VisionTower::forward(const at::Tensor& pixel_values,
   check(pixel_values.defined(), "pixel_values: undefined tensor");
   check(pixel_values.dim() == 4 && pixel_values.size(1) == channels && pixel_values.size(2) == size &&
             pixel_values.size(3) == size,
-        "pixel_values: shape {} must be [P, {}, {}, {}]", shape_text(pixel_values), channels, size, size);
-  check(pixel_values.size(0) > 0, "pixel_values: no partitions (shape {})", shape_text(pixel_values));
+        "pixel_values: shape {} must be [P, {}, {}, {}]", shape_text(pixel_values.sizes()), channels, size, size);
+  check(pixel_values.size(0) > 0, "pixel_values: no partitions (shape {})", shape_text(pixel_values.sizes()));
   check(at::isFloatingType(pixel_values.scalar_type()), "pixel_values: dtype {} is not floating point",
         c10::toString(pixel_values.scalar_type()));
   check(at::isfinite(pixel_values).all().item<bool>(), "pixel_values: holds NaN or infinite values");
@@ -141,7 +139,7 @@ Projector::Projector(const LlavaNextConfig& config, Weights& weights)
 at::Tensor Projector::forward(const at::Tensor& features) const {
   check(features.defined(), "features: undefined tensor");
   check(features.dim() >= 1 && features.size(-1) == in_features_,
-        "features: shape {} must end in the vision width {}", shape_text(features), in_features_);
+        "features: shape {} must end in the vision width {}", shape_text(features.sizes()), in_features_);
   check(at::isFloatingType(features.scalar_type()), "features: dtype {} is not floating point",
         c10::toString(features.scalar_type()));
   const at::Tensor x = features.to(options_.device, options_.dtype);

@@ -3,7 +3,7 @@
 #include "hired/llava/weights.hpp"
 
 #include "hired/error.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -21,14 +21,16 @@
 #include <string_view>
 
 namespace hired::llava {
+using io::Dtype;
+using io::SafeTensors;
+using io::TensorView;
+
 namespace {
 
 namespace fs = std::filesystem;
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-
-std::string shape_text(at::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
@@ -140,7 +142,7 @@ Weights::Weights(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Weights Weights::open(const fs::path& dir, WeightOptions options) {
   check_options(options);
   std::error_code error;
-  check(fs::is_directory(dir, error), "{}: checkpoint directory not found", dir.string());
+  check<IoError>(fs::is_directory(dir, error), "{}: checkpoint directory not found", dir.string());
   auto impl = std::make_shared<Impl>();
   impl->options = options;
   impl->origin = dir.string();
@@ -152,12 +154,12 @@ Weights Weights::open(const fs::path& dir, WeightOptions options) {
     for (const std::string& name : impl->shards[0].names()) impl->add(0, name);
     return Weights(std::move(impl));
   }
-  check(fs::exists(index_path, error), "{}: neither {} nor {} is there", dir.string(), kSingleFile,
+  check<IoError>(fs::exists(index_path, error), "{}: neither {} nor {} is there", dir.string(), kSingleFile,
         kIndexFile);
 
   const std::string index_name = index_path.string();
   std::ifstream in(index_path);
-  check(in.good(), "{}: cannot open file for reading", index_name);
+  check<IoError>(in.good(), "{}: cannot open file for reading", index_name);
   nlohmann::json index;
   try {
     index = nlohmann::json::parse(in);
@@ -182,7 +184,7 @@ Weights Weights::open(const fs::path& dir, WeightOptions options) {
     auto [it, inserted] = shard_of_file.emplace(file, impl->shards.size());
     if (inserted) {
       const fs::path shard_path = dir / relative;
-      check(fs::exists(shard_path, error), "{}: shard '{}' (listed for tensor '{}') not found: {}",
+      check<IoError>(fs::exists(shard_path, error), "{}: shard '{}' (listed for tensor '{}') not found: {}",
             index_name, file, tensor, shard_path.string());
       impl->shards.push_back(SafeTensors::map_file(shard_path.string()));
     }

@@ -1,4 +1,4 @@
-// Exact mode, DESIGN §2b: the budget is met exactly (kept = min(T, eligible)), padding-aware,
+// Exact mode (docs/DESIGN.md, section 4): the budget is met exactly (kept = min(T, eligible)), padding-aware,
 // spatially mapped tile weights, largest-remainder apportionment under capacities with the
 // surplus water-filled, deterministic ties. Hand-worked cases first, then properties over
 // random images, budgets, alphas and tied scores.

@@ -1,5 +1,5 @@
 // anyres geometry against fixtures written by Hugging Face transformers' own functions
-// (tests/fixtures/generate_hf_fixtures.py), plus the hand-checkable cases of DESIGN §1.
+// (tests/fixtures/generate_hf_fixtures.py), plus the hand-checkable cases of docs/DESIGN.md, section 1.
 #include "hired/geometry.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Reference mode, DESIGN §2a: the published implementation's budgets, bit for bit.
+// Reference mode (docs/DESIGN.md, section 3): the published implementation's budgets, bit for bit.
 // Every case is worked by hand; the arithmetic is in the comment above its assertions.
 //
 // Notation: P partitions, N = 576 tokens each (24 x 24), r the rate, alpha the full-image share.

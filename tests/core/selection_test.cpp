@@ -1,4 +1,4 @@
-// select_tokens + pack_plan (DESIGN §2b, §2c), the batch description (layout.hpp), the vision
+// select_tokens + pack_plan (docs/DESIGN.md, sections 4 and 5), the batch description (layout.hpp), the vision
 // grid, CLS-attention scores (scores.hpp) and the configuration's validation. Every rejection
 // is checked to be a hired::Error whose message names the offending argument.
 #include "hired/config.hpp"

@@ -5,7 +5,7 @@
 // capture of select + gather; from attention rows and from CLS queries and keys (scored in the
 // kernel, bit for bit as on the host). Skips (GTEST_SKIP) without a CUDA device; label `gpu`,
 // run on a GPU machine by scripts/gpu_check.sh.
-#include "hired/token_dropper.hpp"
+#include "hired/torch/token_dropper.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>

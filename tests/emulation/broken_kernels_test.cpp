@@ -1,4 +1,4 @@
-// The emulation tests are not vacuous (issue 5): topk_kernel built with block_topk.cuh's
+// The emulation tests are not vacuous: topk_kernel built with block_topk.cuh's
 // test-only fault hooks (a missing barrier, an off-by-one in the ordered compaction) must give
 // results that differ from the CPU path (a wrong list or count, or the emulator reporting the
 // broken synchronisation), while the same harness with the faults off agrees with it. The
@@ -21,6 +21,7 @@ inline bool qk_skip_exponentials_barrier = false;  // warp 0 sums before the oth
 }  // namespace hired_test_faults
 
 #include "fused_harness.hpp"
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/block_topk.cuh"
 #include "hired/kernels/cls_scores.cuh"
 #include "hired/qk_scores.hpp"

@@ -7,6 +7,7 @@
 //
 // Cost: the emulator hands the baton over once per thread at every barrier or warp collective
 // (~5-10 us each), so the kernel runs with 32- and 64-thread blocks here.
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/budget.cuh"
 #include "hired/kernels/plan.hpp"  // make_budget_image: the dispatcher's host side
 #include "hired/budget.hpp"

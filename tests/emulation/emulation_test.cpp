@@ -1,10 +1,13 @@
-// Tests of the host emulation of the CUDA execution model (hired/kernels/emulation.hpp).
+// Tests of the host emulation of the CUDA execution model (hired/emulator/cuda.hpp).
 //
 // The first part of this file is kernel text only and is also compiled by nvcc, to prove that
 // what the emulator runs is valid CUDA:
-//   nvcc -std=c++20 -arch=sm_80 -x cu -Ikernels/include -Iinclude
+//   nvcc -std=c++20 -arch=sm_80 -x cu -Ikernels/include -Icore/include
 //        -c tests/emulation/emulation_test.cpp -o emulation_kernels.o
 // The tests themselves (second part) are host-only.
+#if !defined(__CUDACC__)
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
+#endif
 #include "hired/kernels/device.hpp"
 
 namespace hired::emu_test {

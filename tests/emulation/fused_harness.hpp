@@ -9,6 +9,7 @@
 // bit must be set and the squeezed output (or, for the workspace, every output) untouched.
 #pragma once
 
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/half.hpp"
 #include "hired/kernels/plan.hpp"
 #include "hired/kernels/selection.cuh"

@@ -7,6 +7,7 @@
 // Cost: the emulator hands the baton over once per thread at every barrier or warp collective
 // (~5-10 us each), so the kernels are instantiated with 32- and 64-thread blocks here (the
 // production size, 256, is only a template argument) and most cases are small (N <= 100).
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/block_topk.cuh"
 #include "hired/kernels/cls_scores.cuh"
 #include "hired/half.hpp"

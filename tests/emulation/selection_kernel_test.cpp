@@ -15,6 +15,7 @@
 // 64-thread blocks, small token grids, mostly one to three partitions per image.
 #include "fused_harness.hpp"
 
+#include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/plan.hpp"
 #include "support/emulation_schedule.hpp"
 

@@ -1,7 +1,7 @@
 // hired_generate as a user runs it: transformers' fixtures from image files and prompt text to
 // the same greedy tokens, the JSON summary and --dump, HiRED's flags, and one test per kind of
 // bad input (exit status 2, no result on stdout, the culprit named on stderr's last line).
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 #include "support/run_process.hpp"
 
 #include <gtest/gtest.h>
@@ -43,7 +43,7 @@ nlohmann::json summary(const ProcessResult& r) {
 nlohmann::json inputs(const fs::path& dir) { return nlohmann::json::parse(std::ifstream(dir / "inputs.json")); }
 
 std::vector<std::int64_t> expected_ids(const fs::path& dir, std::int64_t sample) {
-  const auto t = hired::SafeTensors::load((dir / "expected.safetensors").string()).at("generated_ids");
+  const auto t = hired::io::SafeTensors::load((dir / "expected.safetensors").string()).at("generated_ids");
   const std::vector<std::int64_t> all = t.to_int64();
   const auto n = static_cast<std::ptrdiff_t>(t.shape()[1]);
   return {all.begin() + sample * n, all.begin() + (sample + 1) * n};
@@ -93,8 +93,8 @@ TEST(HiredGenerate, PromptIdsWithAShardedGqaCheckpoint) {
 TEST(HiredGenerate, DumpHoldsTransformersLogitsAndImageRows) {
   const fs::path dump = scratch("dump.safetensors");
   summary(generate(vicuna_run("--dump " + q(dump))));
-  const auto got = hired::SafeTensors::load(dump.string());
-  const auto want = hired::SafeTensors::load((vicuna / "expected.safetensors").string());
+  const auto got = hired::io::SafeTensors::load(dump.string());
+  const auto want = hired::io::SafeTensors::load((vicuna / "expected.safetensors").string());
   const std::vector<float> logits = want.at("logits").to_float();
   const std::vector<float> first(logits.begin(), logits.begin() + logits.size() / 2);
   EXPECT_LE(max_abs_diff(got.at("logits").to_float(), first), 1e-4);
@@ -108,7 +108,7 @@ TEST(HiredGenerate, BudgetFlagsTurnHiredOn) {
   const fs::path dump = scratch("dump20.safetensors");
   const nlohmann::json s = summary(generate(vicuna_run("--budget-rate 0.2 --dump " + q(dump))));
   EXPECT_EQ(s["visual_tokens"], 345);  // floor(3 * 576 * 0.2), all eligible in exact mode
-  const auto got = hired::SafeTensors::load(dump.string());
+  const auto got = hired::io::SafeTensors::load(dump.string());
   EXPECT_EQ(got.at("kept").numel(), 345);
   EXPECT_EQ(got.at("kept_offsets").to_int64().back(), 345);
   EXPECT_EQ(got.at("budgets").numel(), 3);
@@ -127,8 +127,8 @@ TEST(HiredGenerate, MiniPresetOnTheSampleImage) {
 
 TEST(HiredGenerate, PixelValuesFileEqualsTheImageFile) {
   // transformers' tiles, normalised as its processor does, as --pixel-values input.
-  const auto want = hired::SafeTensors::load((vicuna / "expected.safetensors").string());
-  const hired::TensorView& u8 = want.at("pixel_values_u8");
+  const auto want = hired::io::SafeTensors::load((vicuna / "expected.safetensors").string());
+  const hired::io::TensorView& u8 = want.at("pixel_values_u8");
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(u8.bytes().data());
   const std::int64_t plane = 336 * 336, first_image = 3 * 3 * plane;
   const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f}, stdev[3] = {0.26862954f, 0.26130258f, 0.27577711f};
@@ -138,9 +138,9 @@ TEST(HiredGenerate, PixelValuesFileEqualsTheImageFile) {
     pixels[i] = (static_cast<float>(double(bytes[i]) * (1.0 / 255.0)) - mean[c]) / stdev[c];
   }
   const fs::path file = scratch("pixels.safetensors");
-  hired::write_safetensors(file.string(),
-                           {hired::make_tensor_data("pixel_values", hired::Dtype::F32, {3, 3, 336, 336}, pixels),
-                            hired::make_tensor_data("image_sizes", hired::Dtype::I64, {1, 2}, std::vector<std::int64_t>{150, 380})});
+  hired::io::write_safetensors(file.string(),
+                           {hired::io::make_tensor_data("pixel_values", hired::io::Dtype::F32, {3, 3, 336, 336}, pixels),
+                            hired::io::make_tensor_data("image_sizes", hired::io::Dtype::I64, {1, 2}, std::vector<std::int64_t>{150, 380})});
   std::string args = vicuna_run();
   args.replace(args.find("--image"), std::string("--image ").size() + q(images / "wide_150x380.png").size(),
                "--pixel-values " + q(file));
@@ -286,14 +286,14 @@ TEST(HiredGenerate, RejectsBadFlags) {
 
 TEST(HiredGenerate, RejectsBadPixelValuesFiles) {
   const fs::path lacking = scratch("lacking.safetensors");
-  hired::write_safetensors(lacking.string(), {hired::make_tensor_data("image_sizes", hired::Dtype::I64, {1, 2},
+  hired::io::write_safetensors(lacking.string(), {hired::io::make_tensor_data("image_sizes", hired::io::Dtype::I64, {1, 2},
                                                                       std::vector<std::int64_t>{150, 380})});
   expect_rejected(generate("--model " + q(vicuna) + " --pixel-values " + q(lacking) + " --prompt-ids 1,352"),
                   "pixel_values", false);
   const fs::path wrong = scratch("wrong.safetensors");
-  hired::write_safetensors(wrong.string(),
-                           {hired::make_tensor_data("pixel_values", hired::Dtype::F32, {3, 3, 4, 4}, std::vector<float>(144)),
-                            hired::make_tensor_data("image_sizes", hired::Dtype::I64, {1, 2}, std::vector<std::int64_t>{150, 380})});
+  hired::io::write_safetensors(wrong.string(),
+                           {hired::io::make_tensor_data("pixel_values", hired::io::Dtype::F32, {3, 3, 4, 4}, std::vector<float>(144)),
+                            hired::io::make_tensor_data("image_sizes", hired::io::Dtype::I64, {1, 2}, std::vector<std::int64_t>{150, 380})});
   expect_rejected(generate("--model " + q(vicuna) + " --pixel-values " + q(wrong) + " --prompt-ids 1,352"),
                   "pixel_values", false);
 }

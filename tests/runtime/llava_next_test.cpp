@@ -4,7 +4,7 @@
 // contracts on random weights (label runtime): GQA, the KV cache, padding, EOS, bad input.
 #include "hired/llava/language.hpp"
 #include "hired/llava/model.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 #include "support/drop_config.hpp"
 #include "support/expect_error.hpp"
 #include "support/llava_fixtures.hpp"
@@ -25,9 +25,9 @@ using hired::llava::EncodedImages;
 using hired::llava::GenerationOptions;
 using hired::llava::ImageInputs;
 using hired::llava::LanguageModel;
-using hired::llava::LlavaNextConfig;
+using hired::io::LlavaNextConfig;
 using hired::llava::LlavaNextModel;
-using hired::llava::TextConfig;
+using hired::io::TextConfig;
 using hired::llava::Weights;
 using hired_test::expect_error;
 using hired_test::max_abs_diff;
@@ -35,10 +35,10 @@ using hired_test::max_abs_diff;
 /// One fixture checkpoint with its inputs and transformers' outputs.
 struct Fixture {
   fs::path dir;
-  hired::SafeTensors expected;
+  hired::io::SafeTensors expected;
   explicit Fixture(const std::string& name)
       : dir(hired_test::llava_fixture(name)),
-        expected(hired::SafeTensors::load((dir / "expected.safetensors").string())) {}
+        expected(hired::io::SafeTensors::load((dir / "expected.safetensors").string())) {}
 
   at::Tensor want(const char* name) const { return hired_test::to_tensor(expected.at(name)); }
 
@@ -213,13 +213,13 @@ at::Tensor random_embeds(std::int64_t batch, std::int64_t len, std::uint64_t see
 fs::path write_checkpoint(const std::string& tag, const std::vector<std::pair<std::string, at::Tensor>>& tensors) {
   const fs::path dir = fs::temp_directory_path() / ("hired_language_test_" + tag + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  std::vector<hired::TensorData> data;
+  std::vector<hired::io::TensorData> data;
   for (const auto& [name, t] : tensors) {
     const at::Tensor c = t.to(at::kFloat).contiguous();
-    data.push_back(hired::make_tensor_data(name, hired::Dtype::F32, c.sizes().vec(),
+    data.push_back(hired::io::make_tensor_data(name, hired::io::Dtype::F32, c.sizes().vec(),
                                            std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel())));
   }
-  hired::write_safetensors((dir / "model.safetensors").string(), data);
+  hired::io::write_safetensors((dir / "model.safetensors").string(), data);
   return dir;
 }
 

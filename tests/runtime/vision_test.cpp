@@ -1,11 +1,11 @@
 // hired::llava::VisionTower and Projector: against a plain restatement of CLIP (explicit
 // attention maps) on seeded random weights, bad input, dtypes; and against transformers'
 // fixtures (suite VisionParity).
-#include "hired/llava/config.hpp"
+#include "hired/io/llava_config.hpp"
 #include "hired/llava/vision.hpp"
 #include "hired/llava/weights.hpp"
-#include "hired/llava_next.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/torch/llava_next.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include "support/expect_error.hpp"
 #include "support/llava_fixtures.hpp"
@@ -31,7 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using hired::llava::Init;
-using hired::llava::LlavaNextConfig;
+using hired::io::LlavaNextConfig;
 using hired::llava::Projector;
 using hired::llava::VisionOutput;
 using hired::llava::VisionTower;
@@ -178,11 +178,11 @@ fs::path write_vision_checkpoint(const std::string& tag, std::uint64_t seed) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   Weights source = Weights::random(seed, {}, 0.2);
-  std::vector<hired::TensorData> tensors;
+  std::vector<hired::io::TensorData> tensors;
   const auto add = [&](const std::string& name, std::vector<std::int64_t> shape, Init init = Init::normal) {
     const at::Tensor t = source.take(name, shape, init).contiguous();
-    tensors.push_back(hired::make_tensor_data(
-        name, hired::Dtype::F32, shape, std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())));
+    tensors.push_back(hired::io::make_tensor_data(
+        name, hired::io::Dtype::F32, shape, std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())));
   };
   const std::string b = "vision_tower.vision_model.";
   add(b + "embeddings.patch_embedding.weight", {16, 3, 14, 14});
@@ -207,7 +207,7 @@ fs::path write_vision_checkpoint(const std::string& tag, std::uint64_t seed) {
   }
   add("multi_modal_projector.linear_1.weight", {24, 16});
   add("multi_modal_projector.linear_2.weight", {24, 24});
-  hired::write_safetensors((dir / "model.safetensors").string(), tensors);
+  hired::io::write_safetensors((dir / "model.safetensors").string(), tensors);
   return dir;
 }
 
@@ -333,7 +333,7 @@ TEST(Projector, WithoutBiasTakesNoBias) {
 void expect_fixture_parity(const std::string& name) {
   const fs::path dir = fs::path(HIRED_FIXTURES_DIR) / "llava" / name;
   const LlavaNextConfig config = LlavaNextConfig::load(dir / "config.json");
-  const hired::SafeTensors expected = hired::SafeTensors::load((dir / "expected.safetensors").string());
+  const hired::io::SafeTensors expected = hired::io::SafeTensors::load((dir / "expected.safetensors").string());
   const auto want = [&](const char* tensor) { return to_tensor(expected.at(tensor)); };
   Weights weights = Weights::open(dir);
   const VisionTower tower(config, weights);

@@ -1,8 +1,8 @@
 // hired::llava::Weights: llava-hf checkpoint directories (single file or shards + index, llava-hf
 // or transformers-5 names), memory-mapped safetensors, seeded random weights, bad files.
-#include "hired/llava/config.hpp"
+#include "hired/io/llava_config.hpp"
 #include "hired/llava/weights.hpp"
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include "support/expect_error.hpp"
 
@@ -25,9 +25,9 @@
 namespace {
 
 namespace fs = std::filesystem;
-using hired::Dtype;
-using hired::SafeTensors;
-using hired::TensorData;
+using hired::io::Dtype;
+using hired::io::SafeTensors;
+using hired::io::TensorData;
 using hired::llava::Init;
 using hired::llava::Weights;
 using hired::llava::WeightOptions;
@@ -43,7 +43,7 @@ std::vector<float> iota(std::size_t n, float start = 0.0f) {
 TensorData f32(std::string name, std::vector<std::int64_t> shape, float start = 0.0f) {
   std::size_t n = 1;
   for (auto d : shape) n *= static_cast<std::size_t>(d);
-  return hired::make_tensor_data(std::move(name), Dtype::F32, std::move(shape), iota(n, start));
+  return hired::io::make_tensor_data(std::move(name), Dtype::F32, std::move(shape), iota(n, start));
 }
 
 at::Tensor expected(std::vector<std::int64_t> shape, float start = 0.0f) {
@@ -87,9 +87,9 @@ class WeightsTest : public ::testing::Test {
 
 TEST_F(WeightsTest, MapFileReadsWhatLoadReadsAndViewsOutliveTheFile) {
   const std::string path = (dir_ / "w.safetensors").string();
-  hired::write_safetensors(path, {f32("a", {2, 3}), f32("b", {4}, 7.0f)}, {{"format", "pt"}});
+  hired::io::write_safetensors(path, {f32("a", {2, 3}), f32("b", {4}, 7.0f)}, {{"format", "pt"}});
   const SafeTensors loaded = SafeTensors::load(path);
-  hired::TensorView view_b = [&] {
+  hired::io::TensorView view_b = [&] {
     const SafeTensors mapped = SafeTensors::map_file(path);
     EXPECT_EQ(mapped.names(), loaded.names());
     EXPECT_EQ(mapped.metadata(), loaded.metadata());
@@ -102,12 +102,12 @@ TEST_F(WeightsTest, MapFileReadsWhatLoadReadsAndViewsOutliveTheFile) {
 
 TEST_F(WeightsTest, MapFileValidatesLikeLoad) {
   const fs::path path = dir_ / "w.safetensors";
-  expect_error([&] { SafeTensors::map_file(path.string()); }, {path.string(), "not found"});
-  expect_error([&] { SafeTensors::map_file(dir_.string()); }, {dir_.string(), "directory"});
+  expect_error<hired::IoError>([&] { SafeTensors::map_file(path.string()); }, {path.string(), "not found"});
+  expect_error<hired::IoError>([&] { SafeTensors::map_file(dir_.string()); }, {dir_.string(), "directory"});
   write_bytes(path, {});
   expect_error([&] { SafeTensors::map_file(path.string()); }, {path.string(), "0 bytes"});
 
-  hired::write_safetensors(path.string(), {f32("a", {8})});
+  hired::io::write_safetensors(path.string(), {f32("a", {8})});
   std::vector<std::uint8_t> bytes = read_bytes(path);
   bytes.resize(bytes.size() - 4);  // truncated data section
   write_bytes(path, bytes);
@@ -122,7 +122,7 @@ TEST_F(WeightsTest, MapFileValidatesLikeLoad) {
 // --- Weights::open ----------------------------------------------------------------------------
 
 TEST_F(WeightsTest, SingleFileInLlavaHfNamesLoadsAndConverts) {
-  hired::write_safetensors((dir_ / "model.safetensors").string(),
+  hired::io::write_safetensors((dir_ / "model.safetensors").string(),
                            {f32("image_newline", {4}), f32("language_model.lm_head.weight", {3, 2}, 1.0f)});
   Weights weights = Weights::open(dir_);
   EXPECT_EQ(weights.origin(), dir_.string());
@@ -142,9 +142,9 @@ TEST_F(WeightsTest, SingleFileInLlavaHfNamesLoadsAndConverts) {
 TEST_F(WeightsTest, Fp16AndBf16TensorsReadAsTheRequestedDtype) {
   const std::vector<std::uint16_t> half_bits{0x3c00, 0xc000, 0x3800};  // 1, -2, 0.5
   const std::vector<std::uint16_t> bf16_bits{0x3f80, 0xc000, 0x3f00};  // 1, -2, 0.5
-  hired::write_safetensors((dir_ / "model.safetensors").string(),
-                           {hired::make_tensor_data("image_newline", Dtype::F16, {3}, half_bits),
-                            hired::make_tensor_data("language_model.model.norm.weight", Dtype::BF16, {3},
+  hired::io::write_safetensors((dir_ / "model.safetensors").string(),
+                           {hired::io::make_tensor_data("image_newline", Dtype::F16, {3}, half_bits),
+                            hired::io::make_tensor_data("language_model.model.norm.weight", Dtype::BF16, {3},
                                                     bf16_bits)});
   Weights weights = Weights::open(dir_);
   const at::Tensor want = at::tensor({1.0f, -2.0f, 0.5f});
@@ -155,7 +155,7 @@ TEST_F(WeightsTest, Fp16AndBf16TensorsReadAsTheRequestedDtype) {
 }
 
 TEST_F(WeightsTest, Transformers5NamesMapToLlavaHfNames) {
-  hired::write_safetensors(
+  hired::io::write_safetensors(
       (dir_ / "model.safetensors").string(),
       {f32("model.language_model.layers.0.self_attn.q_proj.weight", {2, 2}, 1.0f),
        f32("model.language_model.embed_tokens.weight", {3, 2}, 2.0f), f32("lm_head.weight", {3, 2}, 3.0f),
@@ -180,15 +180,15 @@ TEST_F(WeightsTest, Transformers5NamesMapToLlavaHfNames) {
 }
 
 TEST_F(WeightsTest, TwoStoredNamesForOneTensorAreRejected) {
-  hired::write_safetensors((dir_ / "model.safetensors").string(),
+  hired::io::write_safetensors((dir_ / "model.safetensors").string(),
                            {f32("image_newline", {2}), f32("model.image_newline", {2})});
   expect_error([&] { Weights::open(dir_); }, {"'image_newline'", "'model.image_newline'", "both"});
 }
 
 TEST_F(WeightsTest, ShardedCheckpointLoadsThroughItsIndex) {
-  hired::write_safetensors((dir_ / "model-00001-of-00002.safetensors").string(),
+  hired::io::write_safetensors((dir_ / "model-00001-of-00002.safetensors").string(),
                            {f32("image_newline", {4}), f32("unlisted", {1})});
-  hired::write_safetensors((dir_ / "model-00002-of-00002.safetensors").string(),
+  hired::io::write_safetensors((dir_ / "model-00002-of-00002.safetensors").string(),
                            {f32("model.language_model.norm.weight", {2}, 3.0f)});
   write_text(dir_ / "model.safetensors.index.json", R"({"metadata": {"total_size": 24}, "weight_map": {
       "image_newline": "model-00001-of-00002.safetensors",
@@ -201,10 +201,10 @@ TEST_F(WeightsTest, ShardedCheckpointLoadsThroughItsIndex) {
 
 TEST_F(WeightsTest, BadIndexNamesTheIndexTheShardAndTheTensor) {
   const fs::path index = dir_ / "model.safetensors.index.json";
-  hired::write_safetensors((dir_ / "a.safetensors").string(), {f32("image_newline", {4})});
+  hired::io::write_safetensors((dir_ / "a.safetensors").string(), {f32("image_newline", {4})});
 
   write_text(index, R"({"weight_map": {"image_newline": "a.safetensors", "lm_head.weight": "b.safetensors"}})");
-  expect_error([&] { Weights::open(dir_); },
+  expect_error<hired::IoError>([&] { Weights::open(dir_); },
                {index.string(), "'b.safetensors'", "'lm_head.weight'", "not found"});
 
   write_text(index, R"({"weight_map": {"image_newline": "a.safetensors", "lm_head.weight": "a.safetensors"}})");
@@ -225,16 +225,16 @@ TEST_F(WeightsTest, BadIndexNamesTheIndexTheShardAndTheTensor) {
 }
 
 TEST_F(WeightsTest, MissingDirectoryOrFilesAreNamed) {
-  expect_error([&] { Weights::open(dir_ / "absent"); }, {(dir_ / "absent").string(), "not found"});
-  expect_error([&] { Weights::open(dir_); },
+  expect_error<hired::IoError>([&] { Weights::open(dir_ / "absent"); }, {(dir_ / "absent").string(), "not found"});
+  expect_error<hired::IoError>([&] { Weights::open(dir_); },
                {dir_.string(), "model.safetensors", "model.safetensors.index.json"});
-  expect_error([&] { hired::llava::LlavaNextConfig::load(dir_ / "config.json"); },
+  expect_error<hired::IoError>([&] { hired::io::LlavaNextConfig::load(dir_ / "config.json"); },
                {(dir_ / "config.json").string()});
 }
 
 TEST_F(WeightsTest, CorruptFilesAreNamed) {
   const fs::path file = dir_ / "model.safetensors";
-  hired::write_safetensors(file.string(), {f32("image_newline", {16})});
+  hired::io::write_safetensors(file.string(), {f32("image_newline", {16})});
   const std::vector<std::uint8_t> good = read_bytes(file);
 
   std::vector<std::uint8_t> bytes(good.begin(), good.end() - 8);  // truncated
@@ -264,9 +264,9 @@ TEST_F(WeightsTest, CorruptFilesAreNamed) {
 
 TEST_F(WeightsTest, TakeRejectsMissingTensorsOtherShapesAndNonFloatDtypes) {
   const fs::path file = dir_ / "model.safetensors";
-  hired::write_safetensors(file.string(),
+  hired::io::write_safetensors(file.string(),
                            {f32("image_newline", {4}),
-                            hired::make_tensor_data("language_model.model.norm.weight", Dtype::I32, {2},
+                            hired::io::make_tensor_data("language_model.model.norm.weight", Dtype::I32, {2},
                                                     std::vector<std::int32_t>{1, 2})});
   Weights weights = Weights::open(dir_);
   expect_error([&] { weights.take("multi_modal_projector.linear_1.weight", {4, 4}); },
@@ -291,8 +291,8 @@ std::int64_t resident_bytes() {
 TEST_F(WeightsTest, TakeDoesNotKeepTheMappedFileResidentNextToTheCopy) {
   constexpr std::int64_t kFloats = 8 << 20;  // 32 MiB
   {
-    std::vector<hired::TensorData> tensors{f32("language_model.model.embed_tokens.weight", {kFloats / 64, 64})};
-    hired::write_safetensors((dir_ / "model.safetensors").string(), tensors);
+    std::vector<hired::io::TensorData> tensors{f32("language_model.model.embed_tokens.weight", {kFloats / 64, 64})};
+    hired::io::write_safetensors((dir_ / "model.safetensors").string(), tensors);
   }
   Weights weights = Weights::open(dir_);
   const std::int64_t before = resident_bytes();
@@ -346,7 +346,7 @@ TEST(WeightsRandom, NormalOnesZerosInTheRequestedDtype) {
 /// Every tensor the fixture's index / file lists, compared with a plain read of its shard.
 void expect_fixture_loads(const std::string& name, std::size_t files) {
   const fs::path dir = fs::path(HIRED_FIXTURES_DIR) / "llava" / name;
-  const auto config = hired::llava::LlavaNextConfig::load(dir / "config.json");
+  const auto config = hired::io::LlavaNextConfig::load(dir / "config.json");
   Weights weights = Weights::open(dir);
   std::size_t seen = 0, tensors = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -355,7 +355,7 @@ void expect_fixture_loads(const std::string& name, std::size_t files) {
     ++seen;
     const SafeTensors shard = SafeTensors::load(entry.path().string());
     for (const auto& tensor : shard.names()) {
-      const hired::TensorView& view = shard.at(tensor);
+      const hired::io::TensorView& view = shard.at(tensor);
       const at::Tensor want = at::tensor(view.to_float()).reshape(view.shape());
       ASSERT_TRUE(weights.contains(tensor)) << tensor;
       EXPECT_TRUE(at::equal(weights.take(tensor, view.shape()), want)) << tensor;

@@ -3,7 +3,7 @@
 // and warp masks naming exited lanes, which the kernels must never need.
 #pragma once
 
-#include "hired/kernels/emulation.hpp"
+#include "hired/emulator/cuda.hpp"
 
 namespace hired_test {
 

@@ -12,23 +12,26 @@
 
 namespace hired_test {
 
-/// Expects `body` to throw hired::Error whose message contains every one of `parts` (the
-/// argument it names, and whatever else identifies the problem).
-inline void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
+/// Expects `body` to throw `E` (hired::Error, a bad argument, unless named: hired::IoError,
+/// ...) whose message contains every one of `parts` (the argument it names, and whatever else
+/// identifies the problem).
+template <class E = hired::Error>
+void expect_error(const std::function<void()>& body, std::initializer_list<std::string> parts) {
   try {
     body();
-    ADD_FAILURE() << "expected hired::Error, nothing was thrown";
-  } catch (const hired::Error& e) {
+    ADD_FAILURE() << "expected an exception, nothing was thrown";
+  } catch (const E& e) {
     for (const std::string& part : parts)
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
           << "message '" << e.what() << "' does not contain '" << part << "'";
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected hired::Error, got another exception: " << e.what();
+    ADD_FAILURE() << "expected another kind of exception than: " << e.what();
   }
 }
 
-inline void expect_error(const std::function<void()>& body, const std::string& part) {
-  expect_error(body, {part});
+template <class E = hired::Error>
+void expect_error(const std::function<void()>& body, const std::string& part) {
+  expect_error<E>(body, {part});
 }
 
 }  // namespace hired_test

@@ -1,7 +1,7 @@
 // transformers' LLaVA-Next fixtures (tests/fixtures/llava/) as LibTorch tensors.
 #pragma once
 
-#include "hired/safetensors.hpp"
+#include "hired/io/safetensors.hpp"
 
 #include <ATen/ATen.h>
 
@@ -18,12 +18,12 @@ inline std::filesystem::path llava_fixture(const std::string& name) {
 }
 
 /// A stored tensor as a CPU tensor: U8 stays uint8, I64 int64, floats become float32.
-inline at::Tensor to_tensor(const hired::TensorView& view) {
-  if (view.dtype() == hired::Dtype::U8) {
+inline at::Tensor to_tensor(const hired::io::TensorView& view) {
+  if (view.dtype() == hired::io::Dtype::U8) {
     const auto* data = reinterpret_cast<const std::uint8_t*>(view.bytes().data());
     return at::tensor(std::vector<std::uint8_t>(data, data + view.numel()), at::kByte).reshape(view.shape());
   }
-  if (view.dtype() == hired::Dtype::I64) return at::tensor(view.to_int64(), at::kLong).reshape(view.shape());
+  if (view.dtype() == hired::io::Dtype::I64) return at::tensor(view.to_int64(), at::kLong).reshape(view.shape());
   return at::tensor(view.to_float()).reshape(view.shape());
 }
 

@@ -1,4 +1,4 @@
-// Per-image token budgets on the device (DESIGN §2a reference, §2b exact): one block per
+// Per-image token budgets on the device (docs/DESIGN.md: reference mode section 3, exact mode section 4): one block per
 // image computes exactly what hired::allocate_reference / hired::allocate_exact compute on
 // the host (include/hired/budget.hpp), partition budget for partition budget, with no
 // allocation and no host synchronisation.

@@ -1,8 +1,10 @@
-// The one include for kernel source. nvcc gets the CUDA runtime and 16-bit types; a host
-// compiler gets the emulation (hired/kernels/emulation.hpp), which runs the same kernel text on
-// the CPU for tests. Kernels therefore use only what both provide: the qualifiers, the built-in
-// index variables, __syncthreads*, the *_sync warp intrinsics, the bit intrinsics and the
-// atomics declared in emulation.hpp.
+// The one include for kernel source. nvcc gets the CUDA runtime and 16-bit types. A host
+// compiler gets nothing: the .cuh files are CUDA source, and host code uses params.hpp,
+// plan.hpp and launch.hpp. The tests and examples run the same kernel text on the CPU through
+// hired's host emulator (emulator/include/hired/emulator/cuda.hpp, never installed), which
+// they include before any kernel header. Kernels therefore use only what both provide: the
+// qualifiers, the built-in index variables, __syncthreads*, the *_sync warp intrinsics, the
+// bit intrinsics and the atomics the emulator declares.
 #pragma once
 
 #if defined(__CUDACC__)
@@ -15,16 +17,10 @@
 #define HIRED_EMULATED 0
 // Device-side check: traps the kernel (the launch then fails with cudaErrorAssert).
 #define HIRED_KERNEL_ASSERT(condition) assert(condition)
+#elif defined(HIRED_HOST_EMULATOR)
+#define HIRED_EMULATED 1  // HIRED_KERNEL_ASSERT comes from the emulator
 #else
-#include "hired/kernels/emulation.hpp"
-
-#define HIRED_EMULATED 1
-// In emulation a failed check throws hired::emu::KernelError, which launch() rethrows.
-#define HIRED_KERNEL_ASSERT(condition)                                                     \
-  ((condition) ? static_cast<void>(0)                                                      \
-               : throw ::hired::emu::KernelError(std::string(__FILE__) + ":" +             \
-                                                 std::to_string(__LINE__) +                \
-                                                 ": kernel assertion failed: " #condition))
+#error "hired/kernels/*.cuh are CUDA source: compile them with nvcc, or include the host emulator (hired/emulator/cuda.hpp) first"
 #endif
 
 #define HIRED_KERNEL __global__

@@ -157,7 +157,7 @@ inline bool topk_supports(const TopKParams& p) {
          (p.boxes == nullptr || (p.side > 0 && p.side * p.side == p.tokens));
 }
 
-/// exact: DESIGN §2b (hired::allocate_exact); reference: §2a (hired::allocate_reference).
+/// exact: hired::allocate_exact; reference: hired::allocate_reference (docs/DESIGN.md, 4 and 3).
 enum class BudgetMode : std::int32_t { exact = 0, reference = 1 };
 
 /// Production block size of budget_kernel and the largest tile count per image it is

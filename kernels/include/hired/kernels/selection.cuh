@@ -1,4 +1,4 @@
-// The whole selection of a batch in two launches (DESIGN §2c), no allocation, no host
+// The whole selection of a batch in two launches (docs/DESIGN.md, section 5), no allocation, no host
 // synchronisation, capturable in a CUDA graph. It computes exactly what the CPU path computes:
 // hired::sum_heads + hired::select_tokens (budgets, kept indices) and hired::pack_plan + a
 // gather (packed features in LLaVA-Next order).

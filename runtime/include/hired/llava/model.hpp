@@ -12,7 +12,7 @@
 #include "hired/llava/language.hpp"
 #include "hired/llava/vision.hpp"
 #include "hired/llava/weights.hpp"
-#include "hired/llava_next.hpp"
+#include "hired/torch/llava_next.hpp"
 
 #include <ATen/core/Tensor.h>
 
