@@ -3,6 +3,7 @@
 #include "hired/io/image.hpp"
 
 #include "hired/error.hpp"
+#include "hired/io/file.hpp"
 
 // Debian's libstb-dev ships the stb implementations compiled in libstb; only declarations here.
 #include <stb/stb_image.h>
@@ -10,7 +11,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -213,17 +213,8 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
 
 RgbImage load_image(const std::filesystem::path& path) {
   const std::string name = path.string();
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  check<IoError>(std::filesystem::exists(status), "{}: no such file", image_label(name));
-  check<IoError>(!std::filesystem::is_directory(status), "{}: is a directory, not an image file",
-        image_label(name));
-  std::ifstream in(path, std::ios::binary);
-  check<IoError>(in.good(), "{}: cannot open the file for reading", image_label(name));
-  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                  std::istreambuf_iterator<char>());
-  check(!in.bad(), "{}: read error", image_label(name));
-  return decode_image(bytes, name);
+  const std::string bytes = read_file(path, image_label(name));
+  return decode_image({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()}, name);
 }
 
 RgbImage resize_bicubic(const RgbImage& image, Size2 size) {

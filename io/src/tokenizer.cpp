@@ -2,11 +2,11 @@
 #include "hired/io/tokenizer.hpp"
 
 #include "hired/error.hpp"
+#include "hired/io/file.hpp"
 
 #include <nlohmann/json.hpp>
 #include <sentencepiece_processor.h>
 
-#include <fstream>
 #include <iterator>
 #include <system_error>
 
@@ -122,18 +122,10 @@ std::string without_dummy_prefix(std::string_view model, const std::string& orig
   return out;
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  const std::string name = path.string();
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  check<IoError>(std::filesystem::exists(status), "tokenizer '{}': no such file", name);
-  check<IoError>(!std::filesystem::is_directory(status), "tokenizer '{}': is a directory, not a file",
-        name);
-  std::ifstream in(path, std::ios::binary);
-  check<IoError>(in.good(), "tokenizer '{}': cannot open the file for reading", name);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  check(!in.bad(), "tokenizer '{}': read error", name);
-  check(!bytes.empty(), "tokenizer '{}': the file is empty", name);
+std::string read_model(const std::filesystem::path& path) {
+  const std::string label = fmt::format("tokenizer '{}'", path.string());
+  std::string bytes = read_file(path, label);
+  check(!bytes.empty(), "{}: the file is empty", label);
   return bytes;
 }
 
@@ -163,7 +155,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_file, TokenizerOpti
   auto impl = std::make_unique<Impl>();
   impl->source = model_file.string();
   impl->options = options;
-  const std::string bytes = read_file(model_file);
+  const std::string bytes = read_model(model_file);
   if (const auto status = impl->sp.LoadFromSerializedProto(bytes); !status.ok())
     fail("tokenizer '{}': not a sentencepiece model ({})", impl->source, status.ToString());
   const std::string bare = without_dummy_prefix(bytes, impl->source);
@@ -178,15 +170,8 @@ Tokenizer Tokenizer::load_dir(const std::filesystem::path& dir) {
   TokenizerOptions options;
   const auto config_path = dir / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
-    std::ifstream in(config_path);
-    check<IoError>(in.good(), "tokenizer config '{}': cannot open the file for reading",
-          config_path.string());
-    nlohmann::json config;
-    try {
-      config = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      fail("tokenizer config '{}': not valid JSON: {}", config_path.string(), e.what());
-    }
+    const nlohmann::json config =
+        read_json(config_path, fmt::format("tokenizer config '{}'", config_path.string()));
     if (config.is_object())
       if (auto it = config.find("legacy"); it != config.end() && !it->is_null()) {
         check(it->is_boolean(), "tokenizer config '{}': 'legacy' is {}, not true or false",

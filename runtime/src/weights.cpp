@@ -3,6 +3,7 @@
 #include "hired/llava/weights.hpp"
 
 #include "hired/error.hpp"
+#include "hired/io/file.hpp"
 #include "hired/io/safetensors.hpp"
 
 #include <ATen/ATen.h>
@@ -158,14 +159,7 @@ Weights Weights::open(const fs::path& dir, WeightOptions options) {
         kIndexFile);
 
   const std::string index_name = index_path.string();
-  std::ifstream in(index_path);
-  check<IoError>(in.good(), "{}: cannot open file for reading", index_name);
-  nlohmann::json index;
-  try {
-    index = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: not valid JSON: {}", index_name, e.what());
-  }
+  const nlohmann::json index = io::read_json(index_path, index_name);
   check(index.is_object(), "{}: not a JSON object", index_name);
   const auto map_it = index.find("weight_map");
   check(map_it != index.end() && map_it->is_object(), "{}: no 'weight_map' object", index_name);

@@ -14,6 +14,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -157,20 +158,17 @@ TEST(Cli, ExplainPrintsAMapAndHelpPrintsUsage) {
 
 TEST(Cli, RejectsBadFlags) {
   const std::string s = "'" + sample + "'";
-  expect_rejected(run(s + " --budget-rate 0"), "budget_rate");
-  expect_rejected(run(s + " --budget-rate 1.5"), "budget_rate");
-  expect_rejected(run(s + " --budget-rate abc"), "--budget-rate");
-  expect_rejected(run(s + " --budget-rate"), "--budget-rate");
-  expect_rejected(run(s + " --budget-tokens -3"), "budget_tokens");
-  expect_rejected(run(s + " --budget-rate 0.2 --budget-tokens 9"), "--budget-tokens");
-  expect_rejected(run(s + " --alpha 1.5"), "alpha");
-  expect_rejected(run(s + " --alpha nan"), "alpha");
-  expect_rejected(run(s + " --mode fastest"), "mode");
-  expect_rejected(run(s + " --mode reference --budget-tokens 9"), "budget_tokens");
-  expect_rejected(run(s + " --tile-size 0"), "--tile-size");
-  expect_rejected(run(s + " --frobnicate"), "--frobnicate");
+  // flags after the input -> the argument the message must name
+  const std::pair<std::string, std::string> cases[] = {
+      {" --budget-rate 0", "budget_rate"},       {" --budget-rate 1.5", "budget_rate"},
+      {" --budget-rate abc", "--budget-rate"},   {" --budget-rate", "--budget-rate"},
+      {" --budget-tokens -3", "budget_tokens"},  {" --budget-rate 0.2 --budget-tokens 9", "--budget-tokens"},
+      {" --alpha 1.5", "alpha"},                 {" --alpha nan", "alpha"},
+      {" --mode fastest", "mode"},               {" --mode reference --budget-tokens 9", "budget_tokens"},
+      {" --tile-size 0", "--tile-size"},         {" --frobnicate", "--frobnicate"},
+      {" " + s, "INPUT"}};
+  for (const auto& [flags, culprit] : cases) expect_rejected(run(s + flags), culprit);
   expect_rejected(run(""), "INPUT");
-  expect_rejected(run(s + " " + s), "INPUT");
 }
 
 TEST(Cli, RejectsCorruptFiles) {

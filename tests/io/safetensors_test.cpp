@@ -173,7 +173,7 @@ TEST(SafeTensorsErrors, MissingTensorListsThePresentOnes) {
 
 TEST(SafeTensorsErrors, MissingFile) {
   expect_error<hired::IoError>([] { SafeTensors::load("/nonexistent/dir/w.safetensors"); },
-               {"/nonexistent/dir/w.safetensors", "not found"});
+               {"/nonexistent/dir/w.safetensors", "no such file"});
 }
 
 TEST(SafeTensorsErrors, DirectoryInsteadOfFile) {

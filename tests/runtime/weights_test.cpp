@@ -102,7 +102,7 @@ TEST_F(WeightsTest, MapFileReadsWhatLoadReadsAndViewsOutliveTheFile) {
 
 TEST_F(WeightsTest, MapFileValidatesLikeLoad) {
   const fs::path path = dir_ / "w.safetensors";
-  expect_error<hired::IoError>([&] { SafeTensors::map_file(path.string()); }, {path.string(), "not found"});
+  expect_error<hired::IoError>([&] { SafeTensors::map_file(path.string()); }, {path.string(), "no such file"});
   expect_error<hired::IoError>([&] { SafeTensors::map_file(dir_.string()); }, {dir_.string(), "directory"});
   write_bytes(path, {});
   expect_error([&] { SafeTensors::map_file(path.string()); }, {path.string(), "0 bytes"});

@@ -22,20 +22,9 @@ class Error : public std::invalid_argument {
   explicit Error(const std::string& message) : std::invalid_argument(message) {}
 };
 
-class IoError : public std::runtime_error {
- public:
-  explicit IoError(const std::string& message) : std::runtime_error(message) {}
-};
-
-class CudaError : public std::runtime_error {
- public:
-  explicit CudaError(const std::string& message) : std::runtime_error(message) {}
-};
-
-class InternalError : public std::runtime_error {
- public:
-  explicit InternalError(const std::string& message) : std::runtime_error(message) {}
-};
+struct IoError : std::runtime_error { using std::runtime_error::runtime_error; };
+struct CudaError : std::runtime_error { using std::runtime_error::runtime_error; };
+struct InternalError : std::runtime_error { using std::runtime_error::runtime_error; };
 
 /// Throws `E` (hired::Error unless named) with a fmt-formatted message.
 template <class E = Error, typename... Args>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hired/error.hpp"
+#include "hired/io/file.hpp"
 #include "hired/geometry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -243,15 +244,7 @@ inline LlavaNextConfig LlavaNextConfig::from_json(const nlohmann::json& j, std::
 }
 
 inline LlavaNextConfig LlavaNextConfig::load(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json);
-  check<IoError>(in.good(), "cannot read '{}'", config_json.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("'{}' is not valid JSON: {}", config_json.string(), e.what());
-  }
-  return from_json(j, config_json.string());
+  return from_json(read_json(config_json, config_json.string()), config_json.string());
 }
 
 inline LlavaNextConfig LlavaNextConfig::preset(std::string_view name) {

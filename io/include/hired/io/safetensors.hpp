@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "hired/error.hpp"
+#include "hired/io/file.hpp"
 #include "hired/half.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -228,20 +229,8 @@ class SafeTensors {
  public:
   /// Reads and validates the whole file at `path`; messages name `path`.
   static SafeTensors load(const std::string& path) {
-    std::error_code error;
-    const auto status = std::filesystem::status(path, error);
-    check<IoError>(std::filesystem::exists(status), "{}: file not found", path);
-    check<IoError>(!std::filesystem::is_directory(status), "{}: is a directory, not a safetensors file",
-          path);
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    check<IoError>(in.is_open(), "{}: cannot open file for reading", path);
-    const std::streamoff size = in.tellg();
-    check<IoError>(size >= 0, "{}: cannot determine the file size", path);
-    std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(bytes.data()), size);
-    check<IoError>(in.gcount() == size, "{}: read {} of {} bytes", path, in.gcount(), size);
-    return from_bytes(std::move(bytes), path);
+    const std::string text = read_file(path, path);
+    return from_bytes(std::vector<std::uint8_t>(text.begin(), text.end()), path);
   }
 
 #ifdef HIRED_SAFETENSORS_MMAP
@@ -249,11 +238,7 @@ class SafeTensors {
   /// header is touched here, tensor bytes are paged in when read, so a multi-GB checkpoint shard
   /// costs no heap memory. The mapping lives as long as this object or any TensorView of it.
   static SafeTensors map_file(const std::string& path) {
-    std::error_code error;
-    const auto status = std::filesystem::status(path, error);
-    check<IoError>(std::filesystem::exists(status), "{}: file not found", path);
-    check<IoError>(!std::filesystem::is_directory(status), "{}: is a directory, not a safetensors file",
-          path);
+    check_file(path, path);
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     check<IoError>(fd >= 0, "{}: cannot open file for reading ({})", path,
           std::generic_category().message(errno));
