@@ -9,6 +9,9 @@ set(HIRED_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/hired)
 set_property(GLOBAL PROPERTY HIRED_INSTALLED_COMPONENTS "")
 
 function(hired_install_component component)
+  if(HIRED_PYTHON)
+    return()  # the wheel installs its own files (ops/CMakeLists.txt)
+  endif()
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "HEADERS;DESTINATION" "TARGETS")
   install(DIRECTORY "${arg_HEADERS}"
           DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/${arg_DESTINATION}" COMPONENT ${component})

@@ -14,13 +14,15 @@ if(NOT Torch_FOUND)
     find_package(Torch QUIET PATHS "${HIRED_TORCH_PREFIX_HINT}" NO_DEFAULT_PATH)
   endif()
   if(NOT Torch_FOUND)
-    set(_hired_pythons "${PROJECT_SOURCE_DIR}/.venv/bin/python" python3)
+    # The Python package's build (scikit-build-core) names its interpreter: that torch first.
+    set(_hired_pythons ${Python_EXECUTABLE} "${PROJECT_SOURCE_DIR}/.venv/bin/python" python3)
     foreach(_py IN LISTS _hired_pythons)
       execute_process(COMMAND ${_py} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
                       OUTPUT_VARIABLE _hired_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
                       RESULT_VARIABLE _hired_rc ERROR_QUIET)
       if(_hired_rc EQUAL 0 AND EXISTS "${_hired_torch_prefix}")
         list(APPEND CMAKE_PREFIX_PATH "${_hired_torch_prefix}")
+        set(HIRED_PYTHON_EXECUTABLE "${_py}")
         break()
       endif()
     endforeach()

@@ -64,31 +64,56 @@ TokenSelection selection_tensors(Selection host, const at::Device& device) {
   return out;
 }
 
-PackedFeatures gather_on_host(const Selection& selection, const at::Tensor& features,
-                              const std::optional<at::Tensor>& image_newline,
-                              NewlinePolicy policy) {
-  check(!selection.images.empty(), "selection: empty; call select() first");
-  const std::int64_t rows = selection.partition_offsets.back();
-  check_features(features, rows, selection.vision.tokens());
+namespace {
 
-  const PackPlan plan = pack_plan(selection, policy);
+/// The rows of `plan`: row r is table[index[r]] for a token row, image_newline for a newline row
+/// (index -1). `table` is [M, D] on the output's device.
+PackedFeatures lay_out(const PackPlan& plan, const std::vector<std::int64_t>& index,
+                       const at::Tensor& table, const std::optional<at::Tensor>& image_newline,
+                       NewlinePolicy policy) {
   const bool needs_newline =
       std::find(plan.rows.begin(), plan.rows.end(), PackPlan::newline) != plan.rows.end();
   if (needs_newline) {
     check(image_newline.has_value() && image_newline->defined(),
           "image_newline: required by the newline policy '{}'", to_string(policy));
-    check_newline(image_newline, features);
+    check_newline(image_newline, table);
   }
-  const at::Device device = features.device();
-  const at::Tensor source = long_tensor(plan.rows, device);
-  const at::Tensor flat = features.reshape({-1, features.size(2)});
-  at::Tensor packed = flat.index_select(0, source.clamp_min(0));
+  const at::Device device = table.device();
+  const at::Tensor where = long_tensor(index, device);
+  at::Tensor packed = table.index_select(0, where.clamp_min(0));
   if (needs_newline) {
-    const at::Tensor where = (source == PackPlan::newline).nonzero().squeeze(1);
-    packed.index_copy_(0, where, image_newline->to(features.scalar_type())
-                                     .unsqueeze(0).expand({where.size(0), features.size(2)}));
+    const at::Tensor rows = (where == PackPlan::newline).nonzero().squeeze(1);
+    packed.index_copy_(0, rows, image_newline->to(table.scalar_type())
+                                    .unsqueeze(0).expand({rows.size(0), table.size(1)}));
   }
-  return {packed, long_tensor(plan.lengths(), device), source, {}};
+  return {packed, long_tensor(plan.lengths(), device), long_tensor(plan.rows, device), {}};
+}
+
+}  // namespace
+
+PackedFeatures gather_on_host(const Selection& selection, const at::Tensor& features,
+                              const std::optional<at::Tensor>& image_newline,
+                              NewlinePolicy policy) {
+  check(!selection.images.empty(), "selection: empty; call select() first");
+  check_features(features, selection.partition_offsets.back(), selection.vision.tokens());
+  const PackPlan plan = pack_plan(selection, policy);
+  return lay_out(plan, plan.rows, features.reshape({-1, features.size(2)}), image_newline, policy);
+}
+
+PackedFeatures pack_rows_on_host(const Selection& selection, const at::Tensor& rows,
+                                 const std::optional<at::Tensor>& image_newline,
+                                 NewlinePolicy policy) {
+  check(!selection.images.empty(), "selection: empty; call select() first");
+  const PackPlan plan = pack_plan(selection, policy);
+  std::vector<std::int64_t> ordinal(plan.rows.size());  // token rows count up, newlines -1
+  std::int64_t next = 0;
+  for (std::size_t r = 0; r < plan.rows.size(); ++r)
+    ordinal[r] = plan.rows[r] == PackPlan::newline ? PackPlan::newline : next++;
+  check(rows.defined() && rows.dim() == 2 && rows.size(0) == next && is_float(rows),
+        "rows: shape {} dtype {} must be floating [K = {}, D]: the kept tokens that survive "
+        "unpad, in packing order", rows.defined() ? shape_of(rows) : "undefined",
+        rows.defined() ? dtype_of(rows) : "-", next);
+  return lay_out(plan, ordinal, rows, image_newline, policy);
 }
 
 }  // namespace hired::detail

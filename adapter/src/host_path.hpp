@@ -34,4 +34,9 @@ PackedFeatures gather_on_host(const Selection& selection, const at::Tensor& feat
                               const std::optional<at::Tensor>& image_newline,
                               NewlinePolicy policy);
 
+/// Rows in packing order without newlines, [K, D], laid out with newline rows by `policy`.
+PackedFeatures pack_rows_on_host(const Selection& selection, const at::Tensor& rows,
+                                 const std::optional<at::Tensor>& image_newline,
+                                 NewlinePolicy policy);
+
 }  // namespace hired::detail

@@ -4,13 +4,12 @@
 
 #include "hired/error.hpp"
 #include "hired/selection.hpp"
+#include "dispatch.hpp"
+#include "host_path.hpp"
 #include "tensor_args.hpp"
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
-#include <numeric>
-#include <string_view>
 
 namespace hired {
 namespace {
@@ -48,38 +47,20 @@ at::Tensor project_rows(ProjectorRef project, const at::Tensor& rows,
   return out;
 }
 
-/// The image rows of `plan`: its i-th token row is `projected[source[i]]`, and its newline rows
-/// are `image_newline`.
-LlavaNextImageRows assemble(const PackPlan& plan, const at::Tensor& projected,
-                            const std::vector<std::int64_t>& source,
-                            const at::Tensor& image_newline) {
-  const at::Device device = projected.device();
-  const auto long_tensor = [&](const std::vector<std::int64_t>& v) {
-    return detail::long_tensor(v, device);
-  };
-  std::vector<std::int64_t> token_at, newline_at;
-  for (std::size_t i = 0; i < plan.rows.size(); ++i)
-    (plan.rows[i] == PackPlan::newline ? newline_at : token_at).push_back(static_cast<std::int64_t>(i));
-
-  const std::int64_t rows = static_cast<std::int64_t>(plan.rows.size()), width = projected.size(1);
-  at::Tensor out = at::empty({rows, width}, projected.options());
-  if (!token_at.empty())
-    out.index_copy_(0, long_tensor(token_at), projected.index_select(0, long_tensor(source)));
-  if (!newline_at.empty())
-    out.index_copy_(0, long_tensor(newline_at),
-                    image_newline.to(projected.scalar_type())
-                        .unsqueeze(0)
-                        .expand({static_cast<std::int64_t>(newline_at.size()), width}));
-
-  LlavaNextImageRows result;
-  for (std::size_t b = 0; b + 1 < plan.offsets.size(); ++b) {
-    result.visual_tokens.push_back(static_cast<std::int64_t>(
-        std::count_if(plan.rows.begin() + plan.offsets[b], plan.rows.begin() + plan.offsets[b + 1],
-                      [](std::int64_t r) { return r != PackPlan::newline; })));
+/// The splice's result from packed rows: per image, the rows that are tokens (not newlines).
+LlavaNextImageRows image_rows(const PackedFeatures& packed) {
+  LlavaNextImageRows out;
+  out.features = packed.features;
+  out.lengths = packed.lengths;
+  const at::Tensor lengths = packed.lengths.cpu();
+  const at::Tensor tokens = (packed.source_rows >= 0).cpu();
+  std::int64_t first = 0;
+  for (std::int64_t b = 0; b < lengths.size(0); ++b) {
+    const std::int64_t rows = lengths[b].item<std::int64_t>();
+    out.visual_tokens.push_back(tokens.narrow(0, first, rows).sum().item<std::int64_t>());
+    first += rows;
   }
-  result.features = out;
-  result.lengths = long_tensor(plan.lengths());
-  return result;
+  return out;
 }
 
 /// The splice after the selection: gather the kept rows, project them, lay out the image rows.
@@ -87,22 +68,15 @@ LlavaNextImageRows project_kept(const TokenDropper& dropper, TokenSelection sele
                                 const at::Tensor& features, ProjectorRef project,
                                 const at::Tensor& image_newline) {
   const Selection& host = selection.host;
-  const std::int64_t tokens = host.vision.tokens();
   check_features(features, host.partition_offsets.back());
-  check(features.size(1) == tokens, "features: {} tokens per partition, but the attention has {}",
-        features.size(1), tokens);
+  check(features.size(1) == host.vision.tokens(),
+        "features: {} tokens per partition, but the attention has {}", features.size(1),
+        host.vision.tokens());
   check_newline(image_newline, features);
-
-  const PackPlan plan = pack_plan(host, dropper.config().newline);
-  std::vector<std::int64_t> kept_rows;  // flat [sum P * N] rows of the kept tokens, packed order
-  for (const std::int64_t r : plan.rows)
-    if (r != PackPlan::newline) kept_rows.push_back(r);
-  const at::Tensor kept = features.reshape({-1, features.size(2)})
-                              .index_select(0, detail::long_tensor(kept_rows, features.device()));
-  std::vector<std::int64_t> source(kept_rows.size());
-  std::iota(source.begin(), source.end(), std::int64_t{0});
-  LlavaNextImageRows result =
-      assemble(plan, project_rows(project, kept, image_newline), source, image_newline);
+  const PackedFeatures kept =
+      detail::gather_features(selection, features, std::nullopt, NewlinePolicy::none);
+  const at::Tensor projected = project_rows(project, kept.features, image_newline);
+  LlavaNextImageRows result = image_rows(dropper.pack_rows(selection, projected, image_newline));
   result.selection = std::move(selection);
   return result;
 }
@@ -127,7 +101,7 @@ LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tenso
 
 LlavaNextImageRows stock_llava_next(const at::Tensor& features, const ImageBatch& images,
                                     ProjectorRef project, const at::Tensor& image_newline) {
-  Selection all;  // every token of every partition kept; unpad happens in pack_plan
+  Selection all;  // every token of every partition kept; unpad happens when packing
   all.images = image_layouts(images);
   check_features(features, total_partitions(all.images));
   check_newline(image_newline, features);
@@ -139,13 +113,13 @@ LlavaNextImageRows stock_llava_next(const at::Tensor& features, const ImageBatch
   for (std::int64_t p = 0; p < all.partition_offsets.back(); ++p)
     for (std::int32_t j = 0; j < tokens; ++j) all.kept.push_back(j);
 
-  const PackPlan plan = pack_plan(all, NewlinePolicy::every_row);
-  std::vector<std::int64_t> source;  // token rows index the projected [sum P * N] rows directly
-  for (const std::int64_t r : plan.rows)
-    if (r != PackPlan::newline) source.push_back(r);
+  // transformers' order: project every token, then unpad and pack.
   const at::Tensor projected =
       project_rows(project, features.reshape({-1, features.size(2)}), image_newline);
-  return assemble(plan, projected, source, image_newline);
+  return image_rows(detail::gather_features(
+      detail::selection_tensors(std::move(all), features.device()),
+      projected.view({features.size(0), tokens, projected.size(1)}), image_newline,
+      NewlinePolicy::every_row));
 }
 
 }  // namespace hired

@@ -4,6 +4,7 @@
 // results go back to the input's device.
 #include "hired/torch/token_dropper.hpp"
 
+#include "dispatch.hpp"
 #include "hired/error.hpp"
 #include "host_path.hpp"
 #include "tensor_args.hpp"
@@ -91,14 +92,39 @@ TokenSelection TokenDropper::select(const QueryKeys& init, const QueryKeys& fina
   return detail::selection_tensors(std::move(host), init.q.device());
 }
 
-PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::Tensor& features,
-                                    const std::optional<at::Tensor>& image_newline) const {
+PackedFeatures detail::gather_features(const TokenSelection& selection, const at::Tensor& features,
+                                       const std::optional<at::Tensor>& image_newline,
+                                       NewlinePolicy policy) {
 #if HIRED_CUDA_DISPATCH
-  if (selection.device && detail::gathers_on_device(*selection.device, features))
-    return detail::gather_cuda(*selection.device, features, image_newline, config_.newline);
+  if (selection.device && gathers_on_device(*selection.device, features))
+    return gather_cuda(*selection.device, features, image_newline, policy);
 #endif
   // CPU features, other dtypes or D = 0 of a CUDA selection: the host plan (synchronises).
-  return detail::gather_on_host(selection.host, features, image_newline, config_.newline);
+  return gather_on_host(selection.host, features, image_newline, policy);
+}
+
+PackedFeatures TokenDropper::gather(const TokenSelection& selection, const at::Tensor& features,
+                                    const std::optional<at::Tensor>& image_newline) const {
+  return detail::gather_features(selection, features, image_newline, config_.newline);
+}
+
+PackedFeatures TokenDropper::pack_rows(const TokenSelection& selection, const at::Tensor& rows,
+                                       const std::optional<at::Tensor>& image_newline) const {
+  return detail::pack_rows_on_host(selection.host, rows, image_newline, config_.newline);
+}
+
+TokenSelection selection_from_csr(const at::Tensor& kept, const at::Tensor& kept_offsets,
+                                  const ImageBatch& images, std::int64_t tokens, Mode mode) {
+  std::vector<ImageLayout> layouts = image_layouts(images);
+  const std::int64_t partitions = total_partitions(layouts);
+  check(kept.defined() && kept.dim() == 1, "kept: shape {} must be [K]",
+        kept.defined() ? shape_of(kept) : "undefined");
+  const std::vector<std::int64_t> offsets =
+      detail::host_ints(kept_offsets, partitions + 1, 0, "kept_offsets");
+  const std::vector<std::int64_t> indices = detail::host_ints(kept, kept.size(0), 0, "kept");
+  Selection host = selection_from_csr(std::move(layouts), vision_grid_for(tokens, images.tile_px),
+                                      offsets, indices, mode);
+  return detail::selection_tensors(std::move(host), kept.device());
 }
 
 void TokenSelection::check() const {

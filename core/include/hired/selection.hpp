@@ -7,6 +7,7 @@
 #include "hired/error.hpp"
 #include "hired/geometry.hpp"
 #include "hired/layout.hpp"
+#include "hired/token_count.hpp"
 #include "hired/topk.hpp"
 
 #include <cmath>
@@ -88,11 +89,7 @@ inline Selection select_tokens(std::span<const float> init_scores,
     const ImageBudget budget =
         config.mode == Mode::reference
             ? allocate_reference(init_full, image, tokens, config.budget.rate_value(), config.alpha)
-            : allocate_exact(init_full, image, vision,
-                             config.budget.is_rate()
-                                 ? exact_formula::total(image.partitions, tokens,
-                                                        config.budget.rate_value())
-                                 : config.budget.tokens_value(),
+            : allocate_exact(init_full, image, vision, requested_budget(image, tokens, config),
                              config.alpha);
     out.requested.push_back(budget.requested);
     for (std::int64_t i = 0; i < image.partitions; ++i) {
@@ -107,6 +104,63 @@ inline Selection select_tokens(std::span<const float> init_scores,
     }
     out.partition_offsets.push_back(first + image.partitions);
   }
+  out.images = std::move(images);
+  return out;
+}
+
+/// A selection given as its CSR arrays (as TokenSelection's tensors hold it, e.g. after a trip
+/// through Python): kept_offsets [sum P + 1] from 0, non-decreasing, and kept [K] with each
+/// partition's indices in [0, N) ascending, and in exact mode no tile token that unpad removes
+/// (exact mode never keeps one). Everything is validated, so nothing that uses the result reads
+/// out of bounds; `requested` is the kept count of each image.
+inline Selection selection_from_csr(std::vector<ImageLayout> images, const VisionGrid& vision,
+                                    std::span<const std::int64_t> kept_offsets,
+                                    std::span<const std::int64_t> kept, Mode mode = Mode::exact) {
+  check(!images.empty(), "images: empty batch");
+  for (std::size_t b = 0; b < images.size(); ++b) check_layout(images[b], static_cast<std::int64_t>(b));
+  Selection out;
+  out.mode = mode;
+  out.vision = vision;
+  out.partition_offsets = partition_offsets(images);
+  const std::int64_t partitions = out.partition_offsets.back(), tokens = vision.tokens();
+  check(static_cast<std::int64_t>(kept_offsets.size()) == partitions + 1,
+        "kept_offsets: {} values, but num_partitions sums to {} partitions (expected {})",
+        kept_offsets.size(), partitions, partitions + 1);
+  check(kept_offsets[0] == 0, "kept_offsets: starts at {}, not 0", kept_offsets[0]);
+  check(kept_offsets[partitions] == static_cast<std::int64_t>(kept.size()),
+        "kept_offsets: ends at {}, but kept holds {} indices", kept_offsets[partitions], kept.size());
+  for (std::int64_t p = 0; p < partitions; ++p) {
+    const std::int64_t begin = kept_offsets[p], end = kept_offsets[p + 1];
+    check(begin <= end && end - begin <= tokens,
+          "kept_offsets: partition {} spans [{}, {}); must be non-decreasing and at most N = {}",
+          p, begin, end, tokens);
+    for (std::int64_t i = begin; i < end; ++i)
+      check(kept[i] >= 0 && kept[i] < tokens && (i == begin || kept[i] > kept[i - 1]),
+            "kept: index {} of partition {} is {}; must be in [0, {}) and ascending", i - begin,
+            p, kept[i], tokens);
+  }
+  if (mode == Mode::exact)
+    for (std::size_t b = 0; b < images.size(); ++b) {
+      const ImageLayout& image = images[b];
+      if (image.partitions == 1) continue;
+      check(image.image_size.has_value(),
+            "image_sizes: needed to unpad the tile grid of image {} in exact mode", b);
+      const TokenBox box = tile_token_box(*image.image_size, image.grid, vision);
+      for (std::int64_t t = 0; t < image.grid.tiles(); ++t) {
+        const std::int64_t p = out.partition_offsets[b] + 1 + t;
+        const std::int64_t row0 = (t / image.grid.cols) * vision.side;
+        const std::int64_t col0 = (t % image.grid.cols) * vision.side;
+        for (std::int64_t i = kept_offsets[p]; i < kept_offsets[p + 1]; ++i)
+          check(box.contains(row0 + kept[i] / vision.side, col0 + kept[i] % vision.side),
+                "kept: token {} of partition {} lies in the padding that unpad removes, which "
+                "exact mode never keeps (a reference-mode selection?)", kept[i], p);
+      }
+    }
+  out.kept_offsets.assign(kept_offsets.begin(), kept_offsets.end());
+  out.kept.assign(kept.begin(), kept.end());
+  for (std::size_t b = 0; b < images.size(); ++b)
+    out.requested.push_back(kept_offsets[out.partition_offsets[b + 1]] -
+                            kept_offsets[out.partition_offsets[b]]);
   out.images = std::move(images);
   return out;
 }

@@ -95,6 +95,15 @@ struct PackedFeatures {
   void check() const;
 };
 
+/// A selection from its CSR tensors (TokenSelection's `kept` and `kept_offsets`, integers on
+/// any device) for a batch laid out as `images`, N = `tokens` per partition. Validated (offsets
+/// monotone and complete, indices in [0, N) ascending per partition), so a selection that went
+/// through Python or a file packs safely; in exact mode no kept token may lie in padding. Its
+/// host copy is ready; `budgets` and `requested` hold the kept counts.
+TokenSelection selection_from_csr(const at::Tensor& kept, const at::Tensor& kept_offsets,
+                                  const ImageBatch& images, std::int64_t tokens,
+                                  Mode mode = Mode::exact);
+
 class TokenDropper {
  public:
   explicit TokenDropper(DropConfig config = {});
@@ -119,6 +128,13 @@ class TokenDropper {
   /// follow from geometry (exact mode, newline policy none or every_row).
   PackedFeatures gather(const TokenSelection& selection, const at::Tensor& features,
                         const std::optional<at::Tensor>& image_newline = std::nullopt) const;
+
+  /// Rows already in packing order without newline rows, [K, D] (what gather() gives with
+  /// newline policy none, then e.g. the projector), laid out with `image_newline` ([D]) rows by
+  /// this dropper's policy: pack_rows(gather() with none) equals gather() with the policy. The
+  /// host plan places the newline rows (a CUDA selection synchronises once).
+  PackedFeatures pack_rows(const TokenSelection& selection, const at::Tensor& rows,
+                           const std::optional<at::Tensor>& image_newline = std::nullopt) const;
 
  private:
   DropConfig config_;

@@ -1,0 +1,49 @@
+"""Shared fixtures of the Python tests: the repository's data, the tiny transformers checkpoints
+and the C++ tools to compare with (paths come from CTest's environment, with in-tree defaults)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "llava"
+SAMPLE = ROOT / "examples" / "data" / "sample_600x600.safetensors"
+SAMPLE_IMAGE = ROOT / "examples" / "data" / "sample_600x600.png"
+
+
+def tool(name: str) -> pathlib.Path:
+    """A C++ tool of the build (<NAME>_EXE, e.g. HIRED_SELECT_EXE, else build/apps/<name>)."""
+    path = pathlib.Path(os.environ.get(f"{name.upper()}_EXE", ROOT / "build" / "apps" / name))
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: build the C++ tools first (cmake --build --preset default)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The bundled CLS-attention sample: a 600x600 image's layers 0 and 22, 5 partitions."""
+    from safetensors.torch import load_file
+
+    return load_file(str(SAMPLE))
+
+
+def make_processor(checkpoint: pathlib.Path):
+    """llava-hf's LlavaNextProcessor for a fixture checkpoint (the fixtures hold the tokenizer and
+    config; the image processor settings are llava-v1.6's preprocessor_config.json)."""
+    import PIL.Image
+    from transformers import AutoTokenizer, LlavaNextImageProcessorPil, LlavaNextProcessor
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+        image_grid_pinpoints=config["image_grid_pinpoints"], resample=PIL.Image.BICUBIC, do_pad=True,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    return LlavaNextProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
+        vision_feature_select_strategy="default", image_token="<image>",
+    )
