@@ -114,7 +114,8 @@ PackedFeatures TokenDropper::pack_rows(const TokenSelection& selection, const at
 }
 
 TokenSelection selection_from_csr(const at::Tensor& kept, const at::Tensor& kept_offsets,
-                                  const ImageBatch& images, std::int64_t tokens, Mode mode) {
+                                  const ImageBatch& images, std::int64_t tokens, Mode mode,
+                                  std::string_view tokens_from) {
   std::vector<ImageLayout> layouts = image_layouts(images);
   const std::int64_t partitions = total_partitions(layouts);
   check(kept.defined() && kept.dim() == 1, "kept: shape {} must be [K]",
@@ -122,8 +123,9 @@ TokenSelection selection_from_csr(const at::Tensor& kept, const at::Tensor& kept
   const std::vector<std::int64_t> offsets =
       detail::host_ints(kept_offsets, partitions + 1, 0, "kept_offsets");
   const std::vector<std::int64_t> indices = detail::host_ints(kept, kept.size(0), 0, "kept");
-  Selection host = selection_from_csr(std::move(layouts), vision_grid_for(tokens, images.tile_px),
-                                      offsets, indices, mode);
+  Selection host = selection_from_csr(
+      std::move(layouts), vision_grid_for(tokens, images.tile_px, tokens_from), offsets, indices,
+      mode);
   return detail::selection_tensors(std::move(host), kept.device());
 }
 

@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -76,6 +77,21 @@ ImageBatch image_batch(Ints num_partitions, OptionalInts image_sizes, OptionalIn
   return batch;
 }
 
+/// The same layout as the core's ImageLayouts, without tensors: selection_counts also runs
+/// while tensors are fake (torch.compile's tracing), where no tensor may be made.
+std::vector<ImageLayout> layouts_of(Ints num_partitions, OptionalInts image_sizes,
+                                    OptionalInts grid_shapes, OptionalInts grid_pinpoints,
+                                    std::int64_t tile_px) {
+  const ImageBatch defaults;
+  const std::vector<Size2> pinpoints =
+      grid_pinpoints ? pairs(*grid_pinpoints, "grid_pinpoints") : defaults.grid_pinpoints;
+  const auto span = [](OptionalInts v) {
+    return v ? std::span<const std::int64_t>(v->data(), v->size()) : std::span<const std::int64_t>();
+  };
+  return describe_images({{num_partitions.data(), num_partitions.size()}, span(grid_shapes),
+                          span(image_sizes), pinpoints, tile_px});
+}
+
 SelectionTensors tensors_of(const TokenSelection& s) {
   s.check();  // CUDA: raise what the kernels flagged (one synchronisation) rather than lose it
   return {s.budgets, s.kept, s.kept_offsets, s.partition_offsets, s.requested};
@@ -136,7 +152,7 @@ PackedTensors gather(const at::Tensor& features, const at::Tensor& kept,
     const TokenSelection selection = selection_from_csr(
         kept, kept_offsets,
         image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px),
-        features.size(1), mode_of(mode));
+        features.size(1), mode_of(mode), "features");
     return tensors_of(packer(newline).gather(selection, features, image_newline));
   });
 }
@@ -173,7 +189,7 @@ std::vector<std::int64_t> selection_counts(Ints num_partitions, OptionalInts ima
   return translated([&] {
     DropConfig config = drop_config(mode, budget_rate, budget_tokens, alpha, newline);
     const std::vector<ImageLayout> layouts =
-        image_layouts(image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px));
+        layouts_of(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px);
     const VisionGrid vision = vision_grid_for(tokens, tile_px);
     if (config.mode != Mode::exact) return std::vector<std::int64_t>{-1, -1, -1};
     const bool rows_known = config.newline != NewlinePolicy::kept_rows;

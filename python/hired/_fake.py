@@ -36,8 +36,8 @@ def _selection(device, num_partitions, kept):
 
 
 @torch.library.register_fake("hired::select")
-def _select(init_attn, final_attn, num_partitions, image_sizes=None, grid_shapes=None, *, mode, budget_rate,
-            budget_tokens, alpha, newline, grid_pinpoints=None, tile_px=336):
+def _select(init_attn, final_attn, num_partitions, image_sizes=None, grid_shapes=None, *, mode="exact",
+            budget_rate=0.2, budget_tokens=None, alpha=0.5, newline="every_row", grid_pinpoints=None, tile_px=336):
     kept, *_ = _counts(num_partitions, image_sizes, grid_shapes, init_attn.size(2) - 1, grid_pinpoints, tile_px,
                       mode=mode, budget_rate=budget_rate, budget_tokens=budget_tokens, alpha=alpha,
                       newline=newline)
@@ -46,7 +46,8 @@ def _select(init_attn, final_attn, num_partitions, image_sizes=None, grid_shapes
 
 @torch.library.register_fake("hired::select_qk")
 def _select_qk(init_q, init_k, final_q, final_k, heads, num_partitions, image_sizes=None, grid_shapes=None, *,
-               mode, budget_rate, budget_tokens, alpha, newline, grid_pinpoints=None, tile_px=336):
+               mode="exact", budget_rate=0.2, budget_tokens=None, alpha=0.5, newline="every_row", grid_pinpoints=None,
+               tile_px=336):
     kept, *_ = _counts(num_partitions, image_sizes, grid_shapes, init_q.size(1) - 1, grid_pinpoints, tile_px,
                       mode=mode, budget_rate=budget_rate, budget_tokens=budget_tokens, alpha=alpha,
                       newline=newline)

@@ -192,10 +192,11 @@ def gather(
     """The kept tokens' rows of `features` ([sum P, N, D]) in LLaVA-Next's packing order, with
     `image_newline` ([D]) rows by the newline policy (the selection's config unless `config`
     is given). A CUDA selection packs with hired's kernel after one synchronisation."""
+    packing = _packing(selection, config)
     return Packed(
         *ops.gather(
             features, selection.kept, selection.kept_offsets, **selection._layout(),
-            image_newline=image_newline, **_packing(selection, config), **selection._grid(),
+            image_newline=image_newline, **packing, **selection._grid(),
         )
     )
 
@@ -209,11 +210,11 @@ def pack_rows(
     """Rows already in packing order without newline rows ([K, D]: gather() with newline policy
     "none", then e.g. the projector) laid out with `image_newline` rows by the policy. So the
     projector sees only kept tokens: pack_rows(project(gather(none))) = gather(project(all))."""
+    packing = _packing(selection, config)
     return Packed(
         *ops.pack_rows(
             rows, selection.kept, selection.kept_offsets, **selection._layout(),
-            image_newline=image_newline, **_packing(selection, config), **selection._grid(),
-            tokens=selection.tokens,
+            image_newline=image_newline, **packing, **selection._grid(), tokens=selection.tokens,
         )
     )
 

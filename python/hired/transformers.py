@@ -163,6 +163,7 @@ def _image_features(inner, handle, pinpoints, tile_px, heads):
         elif pixel_values.dim() != 4:
             raise ValueError(f"pixel_values: shape {list(pixel_values.shape)}; expected 4 or 5 dimensions")
         kwargs.pop("output_hidden_states", None)
+        kwargs.pop("return_dict", None)
         handle._captured.clear()
         outputs = inner.vision_tower(pixel_values, output_hidden_states=True, return_dict=True, **kwargs)
         features = outputs.hidden_states[layer][:, 1:]  # strategy 'default': CLS dropped

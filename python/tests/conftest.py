@@ -45,5 +45,5 @@ def make_processor(checkpoint: pathlib.Path):
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     return LlavaNextProcessor(
         image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
-        vision_feature_select_strategy="default", image_token="<image>",
+        vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1,
     )

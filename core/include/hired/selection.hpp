@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace hired {
@@ -222,11 +223,13 @@ inline PackPlan pack_plan(const Selection& selection, NewlinePolicy policy) {
   return plan;
 }
 
-/// The vision grid of N tokens per partition: N must be a perfect square.
-inline VisionGrid vision_grid_for(std::int64_t tokens, std::int64_t tile_px) {
-  check(tokens > 0, "attention: N = {} patch tokens; need at least one", tokens);
+/// The vision grid of N tokens per partition: N must be a perfect square. `what` names the
+/// argument N came from.
+inline VisionGrid vision_grid_for(std::int64_t tokens, std::int64_t tile_px,
+                                  std::string_view what = "attention") {
+  check(tokens > 0, "{}: N = {} patch tokens; need at least one", what, tokens);
   auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(tokens))));
-  check(side * side == tokens, "attention: N = {} patch tokens is not a perfect square", tokens);
+  check(side * side == tokens, "{}: N = {} patch tokens is not a perfect square", what, tokens);
   check(tile_px > 0, "tile_px: {} must be positive", tile_px);
   return {tile_px, side};
 }

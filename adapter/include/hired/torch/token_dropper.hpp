@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace hired {
@@ -102,7 +103,7 @@ struct PackedFeatures {
 /// host copy is ready; `budgets` and `requested` hold the kept counts.
 TokenSelection selection_from_csr(const at::Tensor& kept, const at::Tensor& kept_offsets,
                                   const ImageBatch& images, std::int64_t tokens,
-                                  Mode mode = Mode::exact);
+                                  Mode mode = Mode::exact, std::string_view tokens_from = "tokens");
 
 class TokenDropper {
  public:
