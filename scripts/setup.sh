@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # torch 2.15.0 is built with CUDA 13.2; the local nvcc (CUDA 13.0) shares its major version,
 # so hired's kernels and LibTorch load one CUDA runtime. See README "Dependencies".
 TORCH_VERSION=2.15.0
-DEBIAN_PACKAGES=(cmake g++ make python3-venv libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+DEBIAN_PACKAGES=(cmake g++ make ninja-build python3-venv libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
                  libbenchmark-dev libstb-dev libsentencepiece-dev)
 
 missing=()
@@ -70,5 +70,23 @@ if [[ ! -d .venv/cuda12/nvidia_cuda_nvcc_cu12-$CUDA12_NVCC_VERSION.dist-info ||
       "nvidia-cuda-nvcc-cu12==$CUDA12_NVCC_VERSION" \
       "nvidia-cuda-runtime-cu12==$CUDA12_RUNTIME_VERSION" ||
     echo "setup: WARNING: could not install the CUDA 12 wheels: no sm_61 build" >&2
+fi
+# The Python package's build and tests (CTest label python): scikit-build-core builds hired's op
+# library against .venv's torch (pip install --no-build-isolation); transformers is what the
+# drop-in patches and the tests compare with.
+PYTHON_PACKAGES=(transformers==5.23.0 tokenizers==0.23.3 safetensors==0.8.0 pillow==13.0.0
+                 sentencepiece==0.2.3 protobuf pytest==9.2.0 scikit-build-core==1.1.2)
+if ! .venv/bin/python - "${PYTHON_PACKAGES[@]}" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, _, pinned = spec.partition("==")
+    try:
+        if pinned and version(name) != pinned: sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+  echo "setup: installing the Python package's build and test dependencies into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
 fi
 echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
