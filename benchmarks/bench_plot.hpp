@@ -1,11 +1,9 @@
 // hired_bench --plot: TTFT and throughput per budget as two bar panels, one bar colour per batch
-// size, written as a PNG with stb_image_write. Text is drawn with a 5x7 bitmap font (upper case,
-// digits and a few signs), so the plot needs no font library.
+// size, drawn on hired::io::Canvas (a PNG, text in its built-in bitmap font).
 #pragma once
 
 #include "hired/error.hpp"
-
-#include <stb/stb_image_write.h>
+#include "hired/io/canvas.hpp"
 
 #include <fmt/core.h>
 
@@ -14,7 +12,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,65 +24,11 @@ struct PlotPoint {
   double ttft_s = 0, throughput = 0;
 };
 
-namespace plot_detail {
-
-/// 5x7 glyphs, one byte per row, bit 4 = leftmost column.
-inline const std::array<std::uint8_t, 7>* glyph(char c) {
-  static const std::map<char, std::array<std::uint8_t, 7>> font = {
-      {'0', {14, 17, 19, 21, 25, 17, 14}}, {'1', {4, 12, 4, 4, 4, 4, 14}},
-      {'2', {14, 17, 1, 2, 4, 8, 31}},     {'3', {31, 2, 4, 2, 1, 17, 14}},
-      {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},
-      {'6', {6, 8, 16, 30, 17, 17, 14}},   {'7', {31, 1, 2, 4, 8, 8, 8}},
-      {'8', {14, 17, 17, 14, 17, 17, 14}}, {'9', {14, 17, 17, 15, 1, 2, 12}},
-      {'.', {0, 0, 0, 0, 0, 12, 12}},      {'%', {24, 25, 2, 4, 8, 19, 3}},
-      {'/', {0, 1, 2, 4, 8, 16, 0}},       {'-', {0, 0, 0, 31, 0, 0, 0}},
-      {'(', {2, 4, 8, 8, 8, 4, 2}},        {')', {8, 4, 2, 2, 2, 4, 8}},
-      {'=', {0, 0, 31, 0, 31, 0, 0}},      {':', {0, 12, 12, 0, 12, 12, 0}},
-      {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}},
-      {'C', {14, 17, 16, 16, 16, 17, 14}}, {'D', {28, 18, 17, 17, 17, 18, 28}},
-      {'E', {31, 16, 16, 30, 16, 16, 31}}, {'F', {31, 16, 16, 30, 16, 16, 16}},
-      {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}},
-      {'I', {14, 4, 4, 4, 4, 4, 14}},      {'K', {17, 18, 20, 24, 20, 18, 17}},
-      {'L', {16, 16, 16, 16, 16, 16, 31}}, {'M', {17, 27, 21, 21, 17, 17, 17}},
-      {'N', {17, 17, 25, 21, 19, 17, 17}}, {'O', {14, 17, 17, 17, 17, 17, 14}},
-      {'P', {30, 17, 17, 30, 16, 16, 16}}, {'R', {30, 17, 17, 30, 20, 18, 17}},
-      {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},
-      {'U', {17, 17, 17, 17, 17, 17, 14}}, {'W', {17, 17, 17, 21, 21, 21, 10}},
-      {'X', {17, 17, 10, 4, 10, 17, 17}},  {'Y', {17, 17, 10, 4, 4, 4, 4}},
-  };
-  const auto it = font.find(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-  return it == font.end() ? nullptr : &it->second;
-}
-
-struct Canvas {
-  int width, height;
-  std::vector<std::uint8_t> rgb;
-  Canvas(int w, int h) : width(w), height(h), rgb(static_cast<std::size_t>(w * h * 3), 255) {}
-
-  void fill(int x0, int y0, int x1, int y1, std::array<std::uint8_t, 3> colour) {
-    for (int y = std::max(0, y0); y < std::min(height, y1); ++y)
-      for (int x = std::max(0, x0); x < std::min(width, x1); ++x)
-        std::copy(colour.begin(), colour.end(), rgb.begin() + (y * width + x) * 3);
-  }
-  /// Text at (x, y) (top left), `scale` pixels per font pixel.
-  void text(int x, int y, std::string_view s, int scale = 2) {
-    for (const char c : s) {
-      if (const auto* g = glyph(c))
-        for (int r = 0; r < 7; ++r)
-          for (int col = 0; col < 5; ++col)
-            if ((*g)[r] >> (4 - col) & 1)
-              fill(x + col * scale, y + r * scale, x + (col + 1) * scale, y + (r + 1) * scale, {0, 0, 0});
-      x += 6 * scale;
-    }
-  }
-};
-
-}  // namespace plot_detail
 
 /// Two panels side by side: TTFT (s) and throughput (tokens/s) per budget, bars grouped by
-/// budget, one colour per batch size. Throws hired::Error when the file cannot be written.
+/// budget, one colour per batch size. Throws hired::IoError when the file cannot be written.
 inline void write_plot(const std::filesystem::path& path, const std::vector<PlotPoint>& points) {
-  using plot_detail::Canvas;
+  using hired::io::Canvas;
   hired::check(!points.empty(), "--plot: no rows to draw");
   constexpr int panel_w = 520, panel_h = 380, margin = 60;
   Canvas canvas(2 * panel_w, panel_h);
@@ -128,9 +71,7 @@ inline void write_plot(const std::filesystem::path& path, const std::vector<Plot
       canvas.text(lx + 18, ly, fmt::format("BATCH {}", batches[b]), 1);
     }
   }
-  hired::check(stbi_write_png(path.string().c_str(), canvas.width, canvas.height, 3, canvas.rgb.data(),
-                              canvas.width * 3) != 0,
-               "--plot: cannot write '{}'", path.string());
+  hired::io::write_png(path, canvas.image());
 }
 
 }  // namespace hired_bench

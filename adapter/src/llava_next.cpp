@@ -101,17 +101,11 @@ LlavaNextImageRows hired_llava_next(const TokenDropper& dropper, const at::Tenso
 
 LlavaNextImageRows stock_llava_next(const at::Tensor& features, const ImageBatch& images,
                                     ProjectorRef project, const at::Tensor& image_newline) {
-  Selection all;  // every token of every partition kept; unpad happens when packing
-  all.images = image_layouts(images);
-  check_features(features, total_partitions(all.images));
+  std::vector<ImageLayout> layouts = image_layouts(images);
+  check_features(features, total_partitions(layouts));
   check_newline(image_newline, features);
-  all.vision = vision_grid_for(features.size(1), images.tile_px);
+  Selection all = keep_everything(std::move(layouts), vision_grid_for(features.size(1), images.tile_px));
   const std::int64_t tokens = all.vision.tokens();
-  all.partition_offsets = partition_offsets(all.images);
-  for (const ImageLayout& image : all.images) all.requested.push_back(image.partitions * tokens);
-  for (std::int64_t p = 0; p <= all.partition_offsets.back(); ++p) all.kept_offsets.push_back(p * tokens);
-  for (std::int64_t p = 0; p < all.partition_offsets.back(); ++p)
-    for (std::int32_t j = 0; j < tokens; ++j) all.kept.push_back(j);
 
   // transformers' order: project every token, then unpad and pack.
   const at::Tensor projected =

@@ -166,6 +166,21 @@ inline Selection selection_from_csr(std::vector<ImageLayout> images, const Visio
   return out;
 }
 
+/// Every token of every partition kept: stock LLaVA-Next's input to packing (unpad removes the
+/// padding there), and what an overlay shows with HiRED off.
+inline Selection keep_everything(std::vector<ImageLayout> images, const VisionGrid& vision) {
+  Selection all;
+  all.vision = vision;
+  all.partition_offsets = partition_offsets(images);
+  const std::int64_t tokens = vision.tokens(), partitions = all.partition_offsets.back();
+  for (const ImageLayout& image : images) all.requested.push_back(image.partitions * tokens);
+  for (std::int64_t p = 0; p <= partitions; ++p) all.kept_offsets.push_back(p * tokens);
+  for (std::int64_t p = 0; p < partitions; ++p)
+    for (std::int64_t j = 0; j < tokens; ++j) all.kept.push_back(static_cast<std::int32_t>(j));
+  all.images = std::move(images);
+  return all;
+}
+
 /// Packed output rows: for each row the source row of the [sum P * N, D] features
 /// (partition * N + token), or -1 for an `image_newline` row.
 struct PackPlan {
