@@ -119,7 +119,7 @@ class BlockTopK {
         }
         greater += in_bin;
       }
-      if (!HIRED_TEST_FAULT(skip_decision_barrier)) __syncthreads();
+      __syncthreads();  // the decision published
       prefix |= s_.digit << shift;
       mask |= 0xffu << shift;
       need -= s_.greater;
@@ -138,10 +138,9 @@ class BlockTopK {
     unsigned total = 0;
     const unsigned before = exclusive_sum(packed, total);
     unsigned above = before >> 16, tied = before & 0xffffu;
-    const int last = HIRED_TEST_FAULT(compaction_off_by_one) ? chunk - 1 : chunk;
     HIRED_UNROLL
     for (int i = 0; i < kItemsPerThread; ++i) {
-      if (i >= last || (mine >> i & 1u) == 0) continue;
+      if (i >= chunk || (mine >> i & 1u) == 0) continue;
       const std::uint32_t masked = key[i] & mask;
       if (masked > prefix) {
         out[above + (tied < need ? tied : need)] = first + i;

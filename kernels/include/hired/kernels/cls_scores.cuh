@@ -146,8 +146,7 @@ class BlockQkScores {
     using Vector = detail::Vector16<storage_t<E>>;
     constexpr int kVector = Vector::kSize;
     const bool vectors = head_dim % kVector == 0 && k_token_stride % kVector == 0 &&
-                         reinterpret_cast<std::uintptr_t>(k) % 16 == 0 &&
-                         !HIRED_TEST_FAULT(qk_dot_off_by_one);
+                         reinterpret_cast<std::uintptr_t>(k) % 16 == 0;
     float score[kKeysPerThread];
     float value[kKeysPerThread];
     HIRED_UNROLL
@@ -173,8 +172,7 @@ class BlockQkScores {
               dot = fma(query[c0 + j], to_float<E>(chunk.v[j]), dot);
           }
         } else {
-          const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
-          for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
+          for (int c = 0; c < head_dim; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
         }
         value[i] = mul(dot, scale);
         all_finite = all_finite && finite(value[i]);
@@ -193,8 +191,7 @@ class BlockQkScores {
         value[i] = exp_nonpositive(add(value[i], -max));
         s_.exponentials[t] = value[i];
       }
-      // The exponentials complete.
-      if (!HIRED_TEST_FAULT(qk_skip_exponentials_barrier)) __syncthreads();
+      __syncthreads();  // the exponentials complete
       if (tid < 32) {
         float partial = 0.0f;
         for (int t = lane; t < keys; t += 32) partial = add(partial, s_.exponentials[t]);

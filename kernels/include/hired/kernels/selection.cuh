@@ -442,9 +442,8 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
         p.partition_offsets[p.image_count] = p.partitions;
       }
     }
-    const std::int32_t copied = HIRED_TEST_FAULT(pack_compaction_off_by_one) ? count - 1 : count;
     if ((status & selection_status::kept_capacity) == 0)
-      for (std::int32_t i = tid; i < copied; i += BlockThreads) p.kept[before + i] = kept[i];
+      for (std::int32_t i = tid; i < count; i += BlockThreads) p.kept[before + i] = kept[i];
   }
   if (!packing || (status & selection_status::rows_capacity) != 0) return;
 
@@ -541,13 +540,11 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   Word* const packed = static_cast<Word*>(p.packed);
   const std::int64_t dim = p.dim;
   // Item by item, the block's threads over the columns: coalesced, and no 64-bit division.
-  const std::int64_t last_end = HIRED_TEST_FAULT(pack_gather_off_by_one) ? end - 1 : end;
   for (std::int32_t i = 0; i < items; ++i) {
     const std::int64_t source = item_source[i], row = item_pos[i];
     if (row < 0 || row >= p.rows_capacity) continue;
     const Word* const from = source >= 0 ? features + source * p.feature_row_stride : newline;
-    const std::int64_t stop = i == items - 1 ? last_end : end;
-    for (std::int64_t column = begin + tid; column < stop; column += BlockThreads)
+    for (std::int64_t column = begin + tid; column < end; column += BlockThreads)
       packed[row * dim + column] = from[column];
   }
 }
