@@ -49,8 +49,8 @@ std::int64_t sum(const std::vector<std::int64_t>& v) {
 void raise_status(int word, const DeviceSelection& d, NewlinePolicy policy) {
   const auto status = static_cast<unsigned>(word);
   if (status == 0) return;
-  if ((status & K::selection_status::invalid_attention) != 0) d.explain_invalid();
-  check((status & K::selection_status::missing_newline) == 0,
+  if ((status & K::status::invalid_input) != 0) d.explain_invalid();
+  check((status & K::status::missing_newline) == 0,
         "image_newline: required by the newline policy '{}'", to_string(policy));
   fail<InternalError>("CUDA selection: the kernels reported status {:#x}, which the host checks "
                       "should have prevented", status);
@@ -312,10 +312,10 @@ PackedFeatures gather_cuda(const DeviceSelection& d, const at::Tensor& features,
 }
 
 void raise_pack_status(unsigned status) {
-  check((status & K::selection_status::invalid_attention) == 0,
+  check((status & K::status::invalid_input) == 0,
         "init_cls_attn / final_cls_attn: NaN, Inf or negative attention values; "
         "selection.check() names the first");
-  check((status & K::selection_status::missing_newline) == 0,
+  check((status & K::status::missing_newline) == 0,
         "image_newline: required by the newline policy");
   check<InternalError>(status == 0, "gather: the CUDA kernels reported status {:#x}", status);
 }

@@ -114,7 +114,7 @@ void check_batch(std::mt19937& rng, const BatchCase& c, const Options& options,
                             .rate = c.rate,
                             .alpha = c.alpha,
                             .budgets = budgets.data(),
-                            .invalid = &invalid};
+                            .status = &invalid};
   ASSERT_TRUE(budget_supports<kTopKMaxTokens>(params)) << label;
   emu::launch_with(options, budget_kernel<Threads, kTopKMaxTokens, MaxTiles>,
                    budget_grid(params), dim3(Threads), params);
@@ -136,12 +136,12 @@ void check_batch(std::mt19937& rng, const BatchCase& c, const Options& options,
                  : allocate_reference(full, image.layout, tokens, c.rate, c.alpha);
     } catch (const Error&) {
     }
-    const BudgetStatus status = budget_image_status<kTopKMaxTokens, MaxTiles>(params, device);
+    const unsigned status = budget_image_status<kTopKMaxTokens, MaxTiles>(params, device);
     const auto begin = budgets.begin() + device.offset;
     const std::vector<std::int32_t> got(begin, begin + device.partitions);
     for (std::int64_t i = 0; i < device.partitions; ++i) owned[device.offset + i] = true;
-    if (status != BudgetStatus::ok) {
-      expected_invalid |= 1u << static_cast<int>(status);
+    if (status != 0) {
+      expected_invalid |= status;
       ++coverage.flagged;
       ASSERT_EQ(got, std::vector<std::int32_t>(got.size(), -1)) << where;
       continue;
@@ -313,7 +313,7 @@ TEST(BudgetKernel, TooManyTilesIsFlagged) {
   }
   const BudgetParams params{.score_stride = 16, .tokens = 16, .side = 4, .tile_px = 336};
   EXPECT_EQ((budget_image_status<kTopKMaxTokens, 4>(params, make_budget_image(large, c.vision, 0, 5))),
-            BudgetStatus::too_many_tiles);
+            status::too_many_tiles);
 }
 
 // Reference mode's division-by-zero cases are rejected, as the core rejects them.
@@ -324,15 +324,14 @@ TEST(BudgetKernel, ReferenceErrorCasesAreFlagged) {
   const ImageLayout five{.partitions = 6, .grid = {1, 5}, .image_size = Size2{100, 600}};
   // alpha = 1: K = 0 while S = T - N > 0.
   EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::no_marks);
+            status::no_marks);
   params.alpha = 0.5;
-  EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::ok);
+  EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)), 0u);
   EXPECT_EQ(budget_image_status(params, make_budget_image(five, {336, 6}, 0, 0)),
-            BudgetStatus::uneven_bands);
+            status::uneven_bands);
   params.rate = 0.0;
   EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::bad_params);
+            status::bad_params);
   // ... and end to end, next to a good image.
   std::mt19937 rng(47);
   BatchCase c;

@@ -342,7 +342,7 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
     return outcome.error = "an output written past its capacity", outcome;
 
   if (squeeze == Squeeze::workspace) {
-    if (status != selection_status::workspace_too_small)
+    if (status != status::workspace_too_small)
       return outcome.error = "status " + std::to_string(status) + " for a small workspace", outcome;
     if (!all_equal(workspace, kWorkspaceGuard) || !all_equal(budgets, kGuard64) ||
         !all_equal(kept, kGuard64) || !all_equal(source_rows, kGuard64) ||
@@ -350,8 +350,8 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
       return outcome.error = "written with a small workspace", outcome;
     return outcome;
   }
-  const unsigned want_status = squeeze == Squeeze::kept   ? selection_status::kept_capacity
-                               : squeeze == Squeeze::rows ? selection_status::rows_capacity
+  const unsigned want_status = squeeze == Squeeze::kept   ? status::kept_capacity
+                               : squeeze == Squeeze::rows ? status::rows_capacity
                                                             : 0u;
   if (status != want_status)
     return outcome.error = "status " + std::to_string(status) + ", expected " +

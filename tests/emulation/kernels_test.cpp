@@ -98,7 +98,7 @@ void run_attention_case(std::mt19937& rng, int case_index, std::int32_t tokens) 
                                   .rows = rows,
                                   .heads = heads,
                                   .tokens = tokens,
-                                  .invalid = &invalid};
+                                  .status = &invalid};
   emu::launch_with(mode_for(case_index), cls_scores_kernel<E, Threads>, cls_scores_grid(params),
                    dim3(Threads), params);
   ASSERT_EQ(invalid, 0u) << "case " << case_index;
@@ -157,7 +157,7 @@ TEST(ClsScoresKernel, FlagsWhatSumHeadsRejects) {
                                                     &invalid);
       emu::launch(cls_scores_kernel<Element::f32, 32>, cls_scores_grid(params), dim3(32),
                   params);
-      EXPECT_EQ(invalid, 1u) << bad << " at " << at;
+      EXPECT_EQ(invalid, status::invalid_input) << bad << " at " << at;
       EXPECT_THROW(sum_heads(a.data(), rows, heads, keys, "attention"), Error);
     }
 }
@@ -215,7 +215,7 @@ void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens, int& ve
                                     .k_row_stride = keys * k_stride, .k_token_stride = k_stride,
                                     .scores = scores.data(), .score_stride = tokens,
                                     .rows = rows, .heads = heads, .head_dim = d,
-                                    .tokens = tokens, .scale = view.scale, .invalid = &invalid};
+                                    .tokens = tokens, .scale = view.scale, .status = &invalid};
   emu::launch_with(mode_for(case_index), cls_scores_qk_kernel<E, Threads, 576, 64>,
                    cls_scores_grid(params), dim3(Threads), params);
   ASSERT_EQ(invalid, 0u);
@@ -259,7 +259,7 @@ TEST(ClsScoresQkKernel, FlagsNonFiniteLogits) {
   k[3 * heads * d + d + 5] = std::numeric_limits<float>::infinity();
   emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 64>, cls_scores_grid(params), dim3(32),
               params);
-  EXPECT_EQ(invalid, 1u);
+  EXPECT_EQ(invalid, status::invalid_input);
 }
 
 TEST(ClsScoresQkKernel, RejectsShapesBeyondItsLimits) {

@@ -328,7 +328,7 @@ TEST(FusedSelection, FlagsInvalidAttention) {
   const auto [status, kept] = SmallBatch{}.run(AttentionInput<Element::f32>{
       .init = init.data(), .final = final_attention.data(), .row_stride = heads * keys,
       .head_stride = keys, .heads = heads});
-  EXPECT_EQ(status, selection_status::invalid_attention);
+  EXPECT_EQ(status, status::invalid_input);
   EXPECT_EQ(kept, -9);
 }
 
@@ -338,8 +338,8 @@ TEST(FusedSelectionQk, FlagsNonFiniteLogitsOfRowsItReads) {
   const int heads = 2, head_dim = 2, keys = 10, width = heads * head_dim;
   const float inf = std::numeric_limits<float>::infinity();
   for (const auto& [layer, row, expect] :
-       {std::tuple{0, 0, selection_status::invalid_attention}, std::tuple{0, 2, 0u},
-        std::tuple{1, 1, selection_status::invalid_attention}, std::tuple{-1, 0, 0u}}) {
+       {std::tuple{0, 0, status::invalid_input}, std::tuple{0, 2, 0u},
+        std::tuple{1, 1, status::invalid_input}, std::tuple{-1, 0, 0u}}) {
     std::vector<float> q(3 * width, 0.5f), k(3 * keys * width, 0.25f);
     std::vector<float> q_final = q, k_final = k;
     if (layer >= 0) (layer == 0 ? k : k_final)[(row * keys + 4) * width + 1] = inf;
@@ -390,7 +390,7 @@ TEST(FusedSelectionQk, UnsupportedInputIsFlagged) {
   emu::launch(select_kernel<QueryKeyInput<Element::f32>, 32>, select_grid(select), dim3(32),
               select);
   emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
-  EXPECT_EQ(status, selection_status::unsupported);
+  EXPECT_EQ(status, status::unsupported);
 }
 
 }  // namespace

@@ -20,8 +20,8 @@
 //
 // Unsupported or invalid images (more than MaxTiles tiles, an inconsistent grid, reference
 // mode's division-by-zero cases K == 0 with S > 0 and N not split into equal bands, ...) are
-// not computed: the block writes -1 to every budget of the image (when P >= 1) and ORs
-// 1 << BudgetStatus into *invalid (when given). budget_image_status() is the same check as a
+// not computed: the block writes -1 to every budget of the image (when P >= 1) and ORs the
+// image's status bit (params.hpp) into *status (when given). budget_image_status() is the same check as a
 // host function: a dispatcher runs it on its host copy of the images before the launch and
 // raises the core's error instead (so the flag only fires on a dispatcher bug).
 #pragma once
@@ -47,9 +47,9 @@ inline dim3 budget_grid(const BudgetParams& params) {
 /// building block of budget_kernel and of the fused selection (selection.cuh), which runs it
 /// once per partition. Contract of compute(p, image, init_full):
 /// - called by all BlockThreads threads (blockDim.x == BlockThreads) with block-uniform
-///   arguments, for an image with budget_image_status<MaxTokens, MaxTiles>(p, image) == ok;
+///   arguments, for an image with budget_image_status<MaxTokens, MaxTiles>(p, image) == 0;
 /// - `init_full` is the image's N full-image init scores (global or shared memory; only read
-///   when the tiles share a budget); p.init_scores and p.budgets are not used;
+///   when the tiles share a budget); p.init_scores, p.budgets and p.status are not used;
 /// - on return (after a barrier) every thread sees storage.budgets[0 .. P): the full image,
 ///   then the tiles in raster order. The storage may be reused after a further barrier.
 template <int BlockThreads, int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
@@ -172,14 +172,13 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) budget_kernel(const BudgetPara
   const int tid = static_cast<int>(threadIdx.x);
   const BudgetImage image = p.images[blockIdx.x];
   std::int32_t* const budgets = p.budgets + image.offset;
-  const BudgetStatus status = budget_image_status<MaxTokens, MaxTiles>(p, image);
-  if (status != BudgetStatus::ok || blockDim.x != BlockThreads) {  // block-uniform
+  const unsigned why = blockDim.x != BlockThreads
+                           ? status::unsupported
+                           : budget_image_status<MaxTokens, MaxTiles>(p, image);
+  if (why != 0) {  // block-uniform
     if (image.partitions >= 1 && image.offset >= 0)
       for (std::int64_t i = tid; i < image.partitions; i += blockDim.x) budgets[i] = -1;
-    if (tid == 0 && p.invalid != nullptr)
-      atomicOr(p.invalid, 1u << static_cast<int>(status == BudgetStatus::ok
-                                                     ? BudgetStatus::bad_params
-                                                     : status));
+    if (tid == 0 && p.status != nullptr) atomicOr(p.status, why);
     return;
   }
   Budget budget(storage);

@@ -19,11 +19,12 @@
 //
 // Element types: Element::f32 reads float; Element::f16 / Element::bf16 read raw 16-bit
 // patterns (std::uint16_t) converted with hired/half.hpp, so neither build needs CUDA's
-// __half types. Validation costs no host synchronisation: pass `invalid` (a device word the
-// caller zeroes) and the kernel ORs 1 into it when an input is out of contract (NaN, Inf or a
-// negative attention value, as sum_heads rejects; a non-finite logit for q/k); the scores are
-// then written but meaningless. It ORs 2 (and writes nothing) when cls_scores_qk_kernel gets a
-// shape beyond its template limits or a block that is not BlockThreads wide.
+// __half types. Validation costs no host synchronisation: pass `status` (a device word the
+// caller zeroes) and the kernel ORs status::invalid_input into it when an input is out of
+// contract (NaN, Inf or a negative attention value, as sum_heads rejects; a non-finite logit
+// for q/k); the scores are then written but meaningless. cls_scores_qk_kernel ORs
+// status::unsupported (and writes nothing) for a shape beyond its template limits or a block
+// that is not BlockThreads wide.
 #pragma once
 
 #include "hired/kernels/device.hpp"
@@ -76,7 +77,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsSco
   const bool valid = detail::block_head_sums<E, BlockThreads>(
       p.attention + row * p.row_stride, p.head_stride, p.heads, p.tokens,
       p.scores + row * p.score_stride);
-  if (!valid && p.invalid != nullptr) atomicOr(p.invalid, 1u);
+  if (!valid && p.status != nullptr) atomicOr(p.status, status::invalid_input);
 }
 
 namespace detail {
@@ -234,14 +235,14 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1)  // one block per row: few 
         p.head_dim <= MaxHeadDim && blockDim.x == BlockThreads)) {
     // Checked on the host; with device asserts compiled out, fail visibly, write nothing.
     HIRED_KERNEL_ASSERT(!"cls_scores_qk_kernel: unsupported shape or block size");
-    if (p.invalid != nullptr && threadIdx.x == 0) atomicOr(p.invalid, 2u);
+    if (p.status != nullptr && threadIdx.x == 0) atomicOr(p.status, status::unsupported);
     return;
   }
   const std::int64_t row = blockIdx.x;
   const bool finite = Scores(storage).template scores<E>(
       p.q + row * p.q_row_stride, p.k + row * p.k_row_stride, p.k_token_stride, p.heads,
       p.head_dim, p.tokens, p.scale, p.scores + row * p.score_stride);
-  if (!finite && p.invalid != nullptr) atomicOr(p.invalid, 1u);
+  if (!finite && p.status != nullptr) atomicOr(p.status, status::invalid_input);
 }
 
 }  // namespace hired::kernels

@@ -35,6 +35,34 @@ HIRED_HOST_DEVICE inline float to_float(storage_t<E> value) {
   else return bf16_to_float(value);
 }
 
+/// The one status vocabulary of hired's kernels: a word of these bits, 0 when everything was
+/// computed and written. select_kernel writes one word per partition, pack_kernel ORs them
+/// with its own checks into *PackParams::status; budget_image_status returns one of the budget
+/// bits (bad_params to uneven_bands), which budget_kernel ORs into *BudgetParams::status;
+/// cls_scores_kernel and cls_scores_qk_kernel OR invalid_input and unsupported into theirs.
+namespace status {
+inline constexpr unsigned invalid_input = 1u << 0;  // NaN, Inf or negative attention, or a
+                                                    // non-finite q/k logit
+inline constexpr unsigned bad_params = 1u << 1;      // launch-wide budget values: tokens, side,
+                                                     // tile_px, mode, rate, alpha, stride
+inline constexpr unsigned bad_layout = 1u << 2;      // P < 1, or a grid without P - 1 tiles
+inline constexpr unsigned too_many_tiles = 1u << 3;  // P - 1 > MaxTiles
+inline constexpr unsigned bad_geometry = 1u << 4;    // exact mode: box or placement outside
+                                                     // the canvas, T < 0
+inline constexpr unsigned no_marks = 1u << 5;  // reference mode: S > 0 but K == 0 (the
+                                               // published code divides by 0)
+inline constexpr unsigned uneven_bands = 1u << 6;  // reference mode: S > 0, N % (P - 1) != 0
+inline constexpr unsigned workspace_too_small = 1u << 8;  // nothing was computed
+inline constexpr unsigned kept_capacity = 1u << 9;        // K > kept_capacity: CSR not written
+inline constexpr unsigned rows_capacity = 1u << 10;       // rows > rows_capacity: no packing
+inline constexpr unsigned unsupported = 1u << 11;  // block size, N, side, partition layout or
+                                                   // input beyond the kernel's limits
+inline constexpr unsigned missing_newline = 1u << 12;  // newline rows but no image_newline
+/// The bits that mean "no output was written": all but the two capacity bits, which leave the
+/// other outputs intact.
+inline constexpr unsigned fatal = ~(kept_capacity | rows_capacity);
+}  // namespace status
+
 /// Production block size of both kernels.
 inline constexpr int kClsScoresThreads = 256;
 /// Largest N (patch tokens per partition) and head_dim cls_scores_qk_kernel is instantiated
@@ -54,17 +82,17 @@ struct ClsScoresParams {
   std::int64_t score_stride = 0;
   std::int32_t rows = 0;
   std::int32_t heads = 0;
-  std::int32_t tokens = 0;  // N; each head row has N + 1 keys
-  unsigned* invalid = nullptr;  // optional, see the file comment
+  std::int32_t tokens = 0;     // N; each head row has N + 1 keys
+  unsigned* status = nullptr;  // optional, see cls_scores.cuh
 
   /// Contiguous [rows, heads, N + 1] attention and [rows, N] scores.
   static ClsScoresParams contiguous(const storage_t<E>* attention, float* scores,
                                     std::int32_t rows, std::int32_t heads, std::int32_t tokens,
-                                    unsigned* invalid = nullptr) {
+                                    unsigned* status = nullptr) {
     const std::int64_t keys = std::int64_t{tokens} + 1;
     return {.attention = attention, .row_stride = heads * keys, .head_stride = keys,
             .scores = scores, .score_stride = tokens, .rows = rows, .heads = heads,
-            .tokens = tokens, .invalid = invalid};
+            .tokens = tokens, .status = status};
   }
 };
 
@@ -87,19 +115,19 @@ struct ClsScoresQkParams {
   std::int32_t head_dim = 0;
   std::int32_t tokens = 0;  // N; N + 1 keys
   float scale = 0.0f;       // logit scale; hired::qk_scale(head_dim) for standard attention
-  unsigned* invalid = nullptr;  // optional, see the file comment
+  unsigned* status = nullptr;  // optional, see cls_scores.cuh
 
   /// Contiguous q, k [rows, N + 1, heads * head_dim], [rows, N] scores, scale qk_scale(d).
   static ClsScoresQkParams contiguous(const storage_t<E>* q, const storage_t<E>* k,
                                       float* scores, std::int32_t rows, std::int32_t heads,
                                       std::int32_t head_dim, std::int32_t tokens,
-                                      unsigned* invalid = nullptr) {
+                                      unsigned* status = nullptr) {
     const std::int64_t width = std::int64_t{heads} * head_dim;
     const std::int64_t row = (std::int64_t{tokens} + 1) * width;
     return {.q = q, .q_row_stride = row, .k = k, .k_row_stride = row, .k_token_stride = width,
             .scores = scores, .score_stride = tokens, .rows = rows, .heads = heads,
             .head_dim = head_dim, .tokens = tokens,
-            .scale = qk_math::scale(head_dim), .invalid = invalid};
+            .scale = qk_math::scale(head_dim), .status = status};
   }
 };
 
@@ -198,18 +226,7 @@ struct BudgetParams {
   double rate = 0.0;   // reference mode: in (0, 1]
   double alpha = 0.5;  // in [0, 1]
   std::int32_t* budgets = nullptr;  // [sum P]; image b writes [offset, offset + P)
-  unsigned* invalid = nullptr;      // optional: |= 1 << BudgetStatus of each rejected image
-};
-
-/// Why an image is not computed (bit positions of *invalid); ok is 0 and never flagged.
-enum class BudgetStatus : std::int32_t {
-  ok = 0,
-  bad_params = 1,       // launch-wide values: tokens, side, tile_px, rate, alpha, stride
-  bad_layout = 2,       // P < 1, or a grid that does not have P - 1 tiles
-  too_many_tiles = 3,   // P - 1 > MaxTiles
-  bad_geometry = 4,     // exact mode: box or placement outside the canvas, T < 0
-  no_marks = 5,         // reference mode: S > 0 but K == 0 (the published code divides by 0)
-  uneven_bands = 6,     // reference mode: S > 0 and N % (P - 1) != 0
+  unsigned* status = nullptr;       // optional: |= the budget bit of each rejected image
 };
 
 /// Launch-wide checks (host): whether budget_kernel<.., MaxTokens, ..> accepts `p`.
@@ -224,28 +241,28 @@ HIRED_HOST_DEVICE_INLINE bool budget_supports(const BudgetParams& p) {
          mode_ok;
 }
 
-/// Whether budget_kernel<.., MaxTokens, MaxTiles> computes `image` (ok) or rejects it, and
-/// why. The kernel runs this per image; a host dispatcher runs it on its host copy of the
-/// images first and reports the core's error instead.
+/// Whether budget_kernel<.., MaxTokens, MaxTiles> computes `image` (0) or rejects it, and
+/// why: one of the status bits bad_params to uneven_bands. The kernel runs this per image; a
+/// host dispatcher runs it on its host copy of the images first and reports the core's error
+/// instead.
 template <int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
-HIRED_HOST_DEVICE_INLINE BudgetStatus budget_image_status(const BudgetParams& p,
-                                                          const BudgetImage& image) {
-  
-  if (!budget_supports<MaxTokens>(p)) return BudgetStatus::bad_params;
+HIRED_HOST_DEVICE_INLINE unsigned budget_image_status(const BudgetParams& p,
+                                                      const BudgetImage& image) {
+  if (!budget_supports<MaxTokens>(p)) return status::bad_params;
   const std::int64_t partitions = image.partitions, rows = image.grid_rows, cols = image.grid_cols;
   if (partitions < 1 || rows < 0 || cols < 0 || image.offset < 0 ||
       (partitions == 1 && (rows != 0 || cols != 0)) || rows * cols != partitions - 1)
-    return BudgetStatus::bad_layout;
+    return status::bad_layout;
   const std::int64_t tiles = partitions - 1, tokens = p.tokens;
-  if (tiles > MaxTiles) return BudgetStatus::too_many_tiles;
+  if (tiles > MaxTiles) return status::too_many_tiles;
   if (p.mode == BudgetMode::reference) {
     const BudgetSplit s = reference_formula::split(partitions, tokens, p.rate, p.alpha);
-    if (s.tiles > 0 && tokens % tiles != 0) return BudgetStatus::uneven_bands;
-    if (s.tiles > 0 && s.marks <= 0) return BudgetStatus::no_marks;
-    return BudgetStatus::ok;
+    if (s.tiles > 0 && tokens % tiles != 0) return status::uneven_bands;
+    if (s.tiles > 0 && s.marks <= 0) return status::no_marks;
+    return 0;
   }
-  if (image.total < 0) return BudgetStatus::bad_geometry;
-  if (tiles == 0) return BudgetStatus::ok;
+  if (image.total < 0) return status::bad_geometry;
+  if (tiles == 0) return 0;
   const EligibleBox& b = image.box;
   const std::int64_t side = p.side, px = p.tile_px;
   const bool box_ok = 0 <= b.row_begin && b.row_begin <= b.row_end && b.row_end <= rows * side &&
@@ -254,7 +271,7 @@ HIRED_HOST_DEVICE_INLINE BudgetStatus budget_image_status(const BudgetParams& p,
                       image.pad_top >= 0 && image.pad_left >= 0 &&
                       std::int64_t{image.pad_top} + image.resized_height <= rows * px &&
                       std::int64_t{image.pad_left} + image.resized_width <= cols * px;
-  return box_ok && placed ? BudgetStatus::ok : BudgetStatus::bad_geometry;
+  return box_ok && placed ? 0 : status::bad_geometry;
 }
 
 // ---- The fused selection: select_kernel + pack_kernel (hired/kernels/selection.cuh) ----
@@ -268,21 +285,6 @@ inline constexpr int kSelectMaxTokens = 1024;
 
 /// Where image_newline rows go (hired::NewlinePolicy, same order).
 enum class PackNewline : std::int32_t { none = 0, every_row = 1, kept_rows = 2 };
-
-/// Bits of the fused pipeline's status word (0: everything was written). BudgetStatus values
-/// 1..6 of rejected images are ORed in as 1 << value, as budget_kernel does.
-namespace selection_status {
-inline constexpr unsigned invalid_attention = 1u << 0;  // NaN, Inf or negative attention, or
-                                                       // a non-finite q/k logit
-inline constexpr unsigned workspace_too_small = 1u << 8;  // nothing was computed
-inline constexpr unsigned kept_capacity = 1u << 9;        // K > kept_capacity: CSR not written
-inline constexpr unsigned rows_capacity = 1u << 10;       // rows > rows_capacity: no packing
-inline constexpr unsigned unsupported = 1u << 11;  // block size, N, side or partition layout
-inline constexpr unsigned missing_newline = 1u << 12;  // newline rows but no image_newline
-/// Bits that mean "no output was written" (all but the two capacity bits, which leave the
-/// other outputs intact).
-inline constexpr unsigned fatal = ~(kept_capacity | rows_capacity);
-}  // namespace selection_status
 
 /// The workspace select_kernel writes and pack_kernel reads: per partition p a status word,
 /// the kept count, the kept tokens inside the unpad box, a mask of the token rows holding such
@@ -360,7 +362,7 @@ HIRED_HOST_DEVICE_INLINE bool input_supported(const QueryKeyInput<E>& in) {
 /// Parameters of select_kernel (launch 1): one block per partition, grid sum P. `Input` is
 /// AttentionInput<E> or QueryKeyInput<E>. `budget` describes the batch as for budget_kernel
 /// (images contiguous: image b's offset is the sum of the P before it, the last ends at
-/// `partitions`); its init_scores, score_stride, budgets and invalid are not used.
+/// `partitions`); its init_scores, score_stride, budgets and status are not used.
 template <class Input>
 struct SelectParams {
   Input input;

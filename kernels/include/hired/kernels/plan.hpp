@@ -130,8 +130,7 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
   // checks depend on geometry only, so any valid scores give the same error).
   const std::vector<float> zeros(static_cast<std::size_t>(tokens), 0.0f);
   for (std::size_t b = 0; b < images.size(); ++b) {
-    if (budget_image_status<MaxTokens, MaxTiles>(plan.budget, plan.images[b]) == BudgetStatus::ok)
-      continue;
+    if (budget_image_status<MaxTokens, MaxTiles>(plan.budget, plan.images[b]) == 0) continue;
     if (exact) allocate_exact(zeros, images[b], vision, plan.requested[b], config.alpha);
     else allocate_reference(zeros, images[b], tokens, config.budget.rate_value(), config.alpha);
     fail("images[{}]: the CUDA kernels cannot compute this image's budget", b);

@@ -14,8 +14,8 @@
 //    token row (row_counts) and as a row mask.
 // The scores come from attention rows (AttentionInput: heads summed as sum_heads does; every
 // value of row p of both layers is validated, NaN, Inf or a negative value sets
-// invalid_attention) or from the CLS queries and keys (QueryKeyInput: BlockQkScores, the
-// arithmetic of hired/qk_scores.hpp; a non-finite logit sets invalid_attention).
+// status::invalid_input) or from the CLS queries and keys (QueryKeyInput: BlockQkScores, the
+// arithmetic of hired/qk_scores.hpp; a non-finite logit sets status::invalid_input).
 // Launch 2, pack_kernel (PackParams): grid (sum P, feature chunks). Every block derives its
 // offsets from the O(sum P) workspace metadata (a block-wide pass over all partitions: kept
 // counts before it, packed rows before its image and before its tile row), so no block waits
@@ -27,7 +27,7 @@
 //
 // Status: select_kernel writes one status word per partition; pack_kernel ORs them with its
 // own checks (layout, capacities, missing image_newline) and block (0, 0) stores the result
-// in *status (selection_status bits). A too-small workspace or output is reported there and
+// in *status (the status bits of params.hpp). A too-small workspace or output is reported there and
 // nothing is written out of bounds. The host launchers check what they can first.
 #pragma once
 
@@ -224,10 +224,9 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   unsigned status = 0;
   if (blockDim.x != BlockThreads || image.offset < 0 || index < 0 || index >= image.partitions ||
       image.offset + image.partitions > p.partitions || !Scores::supported(p.input))
-    status |= selection_status::unsupported;
-  else if (const BudgetStatus s = budget_image_status<MaxTokens, MaxTiles>(bp, image);
-           s != BudgetStatus::ok)
-    status |= 1u << static_cast<int>(s);
+    status = status::unsupported;
+  else
+    status = budget_image_status<MaxTokens, MaxTiles>(bp, image);
   if (status != 0) return detail::flag_partition<BlockThreads>(ws, partition, side, status);
 
   // 1. The image's budgets from its full-image init scores.
@@ -243,7 +242,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   valid = score.final(p.input, partition, tokens, scores) && valid;
   if (__syncthreads_or(!valid))  // also the barrier after which scores[] is complete
     return detail::flag_partition<BlockThreads>(ws, partition, side,
-                                                selection_status::invalid_attention);
+                                                status::invalid_input);
   const std::int32_t cols = image.grid_cols;
   const std::int32_t ti = index > 0 ? static_cast<std::int32_t>((index - 1) / cols) : 0;
   const std::int32_t tj = index > 0 ? static_cast<std::int32_t>((index - 1) % cols) : 0;
@@ -350,9 +349,9 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
       (packing && p.source_rows == nullptr && p.rows_capacity > 0) ||
       (copying && (!packing || (p.packed == nullptr && p.rows_capacity > 0) || p.dim <= 0 ||
                    p.chunk <= 0 || p.feature_row_stride < p.dim)))
-    status = selection_status::unsupported;
+    status = status::unsupported;
   else if (p.workspace == nullptr || p.workspace_bytes < layout.bytes)
-    status = selection_status::workspace_too_small;
+    status = status::workspace_too_small;
   if (status != 0) {
     if (reporter && p.status != nullptr) *p.status = status;
     return;
@@ -372,7 +371,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   if (tid < sum_count) sums[tid] = 0;
   if (tid == 0) status_bits = 0;
   if (__syncthreads_or(bad_layout)) {
-    if (reporter && p.status != nullptr) *p.status = selection_status::unsupported;
+    if (reporter && p.status != nullptr) *p.status = status::unsupported;
     return;
   }
 
@@ -414,18 +413,18 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   __syncthreads();
   status = status_bits;
   const auto total = [&](Sum s) { return static_cast<std::int64_t>(sums[s]); };
-  if (csr && total(kept_total) > p.kept_capacity) status |= selection_status::kept_capacity;
-  if (packing && total(rows_total) > p.rows_capacity) status |= selection_status::rows_capacity;
+  if (csr && total(kept_total) > p.kept_capacity) status |= status::kept_capacity;
+  if (packing && total(rows_total) > p.rows_capacity) status |= status::rows_capacity;
   if (copying && total(newlines_total) > 0 && p.image_newline == nullptr)
-    status |= selection_status::missing_newline;
+    status |= status::missing_newline;
   if (reporter) {
     if (p.status != nullptr) *p.status = status;
-    if (p.totals != nullptr && (status & selection_status::fatal) == 0) {
+    if (p.totals != nullptr && (status & status::fatal) == 0) {
       p.totals[0] = total(kept_total);
       p.totals[1] = total(rows_total);
     }
   }
-  if ((status & selection_status::fatal) != 0) return;
+  if ((status & status::fatal) != 0) return;
 
   const std::int32_t count = ws.count[partition];
   const std::int32_t* const kept = ws.kept + partition * tokens;
@@ -442,10 +441,10 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
         p.partition_offsets[p.image_count] = p.partitions;
       }
     }
-    if ((status & selection_status::kept_capacity) == 0)
+    if ((status & status::kept_capacity) == 0)
       for (std::int32_t i = tid; i < count; i += BlockThreads) p.kept[before + i] = kept[i];
   }
-  if (!packing || (status & selection_status::rows_capacity) != 0) return;
+  if (!packing || (status & status::rows_capacity) != 0) return;
 
   // Packing: this partition's items (packed position, source row or -1) in shared memory.
   const std::int64_t image_start = total(rows_before_image);
