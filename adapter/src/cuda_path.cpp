@@ -59,12 +59,14 @@ void raise_status(int word, const DeviceSelection& d, NewlinePolicy policy) {
 /// select_kernel on `input` (AttentionInput or QueryKeyInput) for the batch of `d`.
 template <class Input>
 cudaError_t launch_select_on(const Input& input, const DeviceSelection& d, cudaStream_t stream) {
-  K::SelectParams<Input> p{.input = input,
-                           .partitions = d.plan.partitions,
-                           .budget = d.plan.budget,
-                           .workspace = d.workspace.data_ptr(),
-                           .workspace_bytes = d.workspace.numel()};
-  p.budget.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
+  const K::SelectParams<Input> p{
+      .input = input,
+      .images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr()),
+      .image_count = static_cast<std::int32_t>(d.layouts.size()),
+      .partitions = d.plan.partitions,
+      .rule = d.plan.rule,
+      .workspace = d.workspace.data_ptr(),
+      .workspace_bytes = d.workspace.numel()};
   return K::launch_select(p, stream);
 }
 

@@ -55,13 +55,12 @@ int main() {
                                       .k_token_stride = width};
   };
   std::vector<unsigned char> workspace(static_cast<std::size_t>(plan.workspace_bytes));
-  SelectParams<QueryKeyInput<Element::f32>> select{
+  const SelectParams<QueryKeyInput<Element::f32>> select{
       .input = {.init = layer(q0, k0), .final = layer(q22, k22),
                 .heads = static_cast<std::int32_t>(heads),
                 .head_dim = static_cast<std::int32_t>(head_dim), .scale = qk_scale(head_dim)},
-      .partitions = plan.partitions, .budget = plan.budget, .workspace = workspace.data(),
-      .workspace_bytes = plan.workspace_bytes};
-  select.budget.images = plan.images.data();
+      .images = plan.images.data(), .image_count = 1, .partitions = plan.partitions,
+      .rule = plan.rule, .workspace = workspace.data(), .workspace_bytes = plan.workspace_bytes};
   emu::launch(select_kernel<QueryKeyInput<Element::f32>, kThreads>, select_grid(select),
               dim3(kThreads), select);
 

@@ -15,10 +15,9 @@
 //   (cls_scores_qk_kernel) differ from hired::qk_scores'.
 #include "fused_harness.hpp"
 #include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
-#include "hired/kernels/block_topk.cuh"
-#include "hired/kernels/cls_scores.cuh"
 #include "hired/qk_scores.hpp"
 #include "hired/topk.hpp"
+#include "standalone_kernels.cuh"
 
 #include <gtest/gtest.h>
 
@@ -29,6 +28,7 @@
 namespace hired::kernels {
 namespace {
 
+using namespace standalone;
 using emu::Options;
 using emu::Schedule;
 using hired_test::Input;
@@ -46,7 +46,7 @@ bool agrees_with_cpu(const std::vector<float>& scores, std::int32_t k, Schedule 
   const TopKParams params{.scores = scores.data(), .score_stride = n, .rows = 1, .tokens = n,
                           .k = &k, .kept = kept.data(), .count = &count};
   try {
-    emu::launch_with(Options{schedule, false}, topk_kernel<Threads>, topk_grid(params),
+    emu::launch_with(Options{schedule, false}, topk_kernel<Threads>, rows_grid(params),
                      dim3(Threads), params);
   } catch (const emu::KernelError&) {
     return false;
@@ -153,8 +153,8 @@ int fused_disagreements(unsigned seed, int cases, Input input = Input::attention
                             .rows = 1, .heads = heads, .head_dim = d, .tokens = tokens,
                             .scale = params.scale};
     emu::launch_with(Options{Schedule::forward, true},
-                     cls_scores_qk_kernel<Element::f32, 64, 64, 8>, cls_scores_grid(params),
-                     dim3(64), params);
+                     cls_scores_qk_kernel<Element::f32, 64, 64, 8>, rows_grid(params), dim3(64),
+                     params);
     wrong += scores != qk_scores(view, "q/k");
   }
   return wrong;

@@ -275,13 +275,14 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
   unsigned status = 0xdeadbeefu;
 
   const auto select_params = [&](const auto& input) {
-    SelectParams<std::decay_t<decltype(input)>> select{.input = input,
-                                                       .partitions = plan->partitions,
-                                                       .budget = plan->budget,
-                                                       .workspace = workspace.data(),
-                                                       .workspace_bytes = workspace_bytes};
-    select.budget.images = plan->images.data();
-    return select;
+    return SelectParams<std::decay_t<decltype(input)>>{
+        .input = input,
+        .images = plan->images.data(),
+        .image_count = static_cast<std::int32_t>(c.images.size()),
+        .partitions = plan->partitions,
+        .rule = plan->rule,
+        .workspace = workspace.data(),
+        .workspace_bytes = workspace_bytes};
   };
   const auto attention_select = select_params(AttentionInput<E>{
       .init = init.data(), .final = final_attention.data(), .row_stride = c.heads * keys,

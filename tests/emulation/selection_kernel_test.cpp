@@ -303,10 +303,10 @@ struct SmallBatch {
   template <class Input>
   std::pair<unsigned, std::int64_t> run(const Input& input) const {
     std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-    SelectParams<Input> select{.input = input, .partitions = 3, .budget = plan.budget,
-                               .workspace = workspace.data(),
-                               .workspace_bytes = plan.workspace_bytes};
-    select.budget.images = plan.images.data();
+    const SelectParams<Input> select{.input = input, .images = plan.images.data(),
+                                     .image_count = 1, .partitions = 3, .rule = plan.rule,
+                                     .workspace = workspace.data(),
+                                     .workspace_bytes = plan.workspace_bytes};
     unsigned status = 0xdeadbeefu;
     std::int64_t totals[2] = {-9, -9};
     const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 3,
@@ -378,11 +378,9 @@ TEST(FusedSelectionQk, UnsupportedInputIsFlagged) {
   input.scale = 0.5f;
   input.head_dim = kSelectMaxHeadDim + 1;
   std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-  SelectParams<QueryKeyInput<Element::f32>> select{.input = input, .partitions = 1,
-                                                    .budget = plan.budget,
-                                                    .workspace = workspace.data(),
-                                                    .workspace_bytes = plan.workspace_bytes};
-  select.budget.images = plan.images.data();
+  const SelectParams<QueryKeyInput<Element::f32>> select{
+      .input = input, .images = plan.images.data(), .image_count = 1, .partitions = 1,
+      .rule = plan.rule, .workspace = workspace.data(), .workspace_bytes = plan.workspace_bytes};
   unsigned status = 0;
   const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 1,
                         .tokens = 4, .side = 2, .workspace = workspace.data(),

@@ -1,7 +1,7 @@
-// The whole selection of a batch in two launches (docs/DESIGN.md, section 5), no allocation, no host
-// synchronisation, capturable in a CUDA graph. It computes exactly what the CPU path computes:
-// hired::sum_heads + hired::select_tokens (budgets, kept indices) and hired::pack_plan + a
-// gather (packed features in LLaVA-Next order).
+// The whole selection of a batch in two launches (docs/DESIGN.md, section 5), no allocation,
+// no host synchronisation, capturable in a CUDA graph. It computes exactly what the CPU path
+// computes: hired::sum_heads or hired::qk_scores + hired::select_tokens (budgets, kept
+// indices) and hired::pack_plan + a gather (packed features in LLaVA-Next order).
 //
 // Launch 1, select_kernel (SelectParams): one block per partition, grid sum P. Block p
 // 1. scores its image's full-image row of layer l_init and recomputes the image's budgets
@@ -27,8 +27,9 @@
 //
 // Status: select_kernel writes one status word per partition; pack_kernel ORs them with its
 // own checks (layout, capacities, missing image_newline) and block (0, 0) stores the result
-// in *status (the status bits of params.hpp). A too-small workspace or output is reported there and
-// nothing is written out of bounds. The host launchers check what they can first.
+// in *status (the status bits of params.hpp). A too-small workspace or output is reported
+// there and nothing is written out of bounds. The host launchers (launch.hpp) check what they
+// can first.
 #pragma once
 
 #include "hired/kernels/block_topk.cuh"
@@ -194,9 +195,10 @@ struct SelectScores<QueryKeyInput<E>, BlockThreads, MaxTokens> {
 
 /// Launch 1; see the file comment. Requires blockDim.x == BlockThreads (else the partition is
 /// flagged unsupported). Writes nothing when the launch-wide checks fail (pack_kernel reports
-/// them). One block per SM suffices (the grid is sum P blocks, fewer than the SMs of a GPU), so
-/// the registers may be as many as one block allows: ptxas otherwise kept the q/k variant
-/// under 128 and spilled on sm_61.
+/// them). __launch_bounds__(BlockThreads, 1): the grid is sum P blocks, fewer than the SMs of
+/// a GPU, so one resident block per SM suffices and the kernel may use every register one
+/// block can have; the q/k variant needs more than 128 per thread to run without spills on
+/// sm_61.
 template <class Input, int BlockThreads, int MaxTokens = kSelectMaxTokens,
           int MaxTiles = kBudgetMaxTiles>
 HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectParams<Input> p) {
@@ -208,25 +210,25 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   __shared__ float scores[MaxTokens];
   __shared__ std::int32_t row_counts[32];
 
-  const BudgetParams& bp = p.budget;
+  const BudgetRule& rule = p.rule;
   const int tid = static_cast<int>(threadIdx.x);
   const std::int64_t partition = blockIdx.x;
-  const std::int32_t tokens = bp.tokens, side = bp.side;
-  if (!selection_supports<MaxTokens>(p.partitions, bp.image_count, tokens, side) ||
+  const std::int32_t tokens = rule.tokens, side = rule.side;
+  if (!selection_supports<MaxTokens>(p.partitions, p.image_count, tokens, side) ||
       p.workspace == nullptr || partition >= p.partitions)
     return;
   const SelectionWorkspace layout = SelectionWorkspace::layout(p.partitions, tokens, side);
   if (p.workspace_bytes < layout.bytes) return;
   const detail::WorkspaceView<true> ws(p.workspace, layout);
 
-  const BudgetImage image = bp.images[detail::image_of(bp.images, bp.image_count, partition)];
+  const BudgetImage image = p.images[detail::image_of(p.images, p.image_count, partition)];
   const std::int64_t index = partition - image.offset;  // within the image
   unsigned status = 0;
   if (blockDim.x != BlockThreads || image.offset < 0 || index < 0 || index >= image.partitions ||
       image.offset + image.partitions > p.partitions || !Scores::supported(p.input))
     status = status::unsupported;
   else
-    status = budget_image_status<MaxTokens, MaxTiles>(bp, image);
+    status = budget_image_status<MaxTokens, MaxTiles>(rule, image);
   if (status != 0) return detail::flag_partition<BlockThreads>(ws, partition, side, status);
 
   // 1. The image's budgets from its full-image init scores.
@@ -235,7 +237,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   bool valid = score.init(p.input, image.offset, partition, tokens, scores);
   __syncthreads();  // scores[] complete
   Budget budget(budget_storage);
-  budget.compute(bp, image, scores);  // ends with a barrier: scores[] may be overwritten
+  budget.compute(rule, image, scores);  // ends with a barrier: scores[] may be overwritten
   const std::int32_t k = budget.budgets()[index];
 
   // 2. This partition's final scores and its kept tokens.
@@ -247,7 +249,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   const std::int32_t ti = index > 0 ? static_cast<std::int32_t>((index - 1) / cols) : 0;
   const std::int32_t tj = index > 0 ? static_cast<std::int32_t>((index - 1) % cols) : 0;
   const EligibleBox local = detail::tile_box(image.box, ti, tj, side);
-  const Eligibility eligible = bp.mode == BudgetMode::exact && index > 0
+  const Eligibility eligible = rule.mode == BudgetMode::exact && index > 0
                                    ? Eligibility{side, local}
                                    : Eligibility{};
   std::int32_t* const kept = ws.kept + partition * tokens;
