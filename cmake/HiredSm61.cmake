@@ -65,7 +65,7 @@ function(hired_sm61_tests cuobjdump)
 #include <cstdio>
 
 int main() {
-  const cudaError_t launched = hired::kernels::launch_pack(hired::kernels::PackParams{}, 4, nullptr);
+  const cudaError_t launched = hired::kernels::launch_pack(hired::kernels::PackParams{}, nullptr);
   int runtime = 0;
   cudaRuntimeGetVersion(&runtime);
   std::printf("sm61 link check: CUDA runtime %d, empty launch_pack: %s\n", runtime,

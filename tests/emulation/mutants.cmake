@@ -82,8 +82,8 @@ hired_mutant(qk_skip_exponentials_barrier cls_scores.cuh
 # ---- selection.cuh: pack_kernel ----
 # The CSR compaction copies count - 1 kept indices.
 hired_mutant(pack_compaction_off_by_one selection.cuh
-  [[for (std::int32_t i = tid; i < count; i += BlockThreads) p.kept[before + i] = kept[i];]]
-  [[for (std::int32_t i = tid; i < count - 1; i += BlockThreads) p.kept[before + i] = kept[i];]])
+  [[for (std::int32_t i = tid; i < count; i += BlockThreads) csr.kept[before + i] = kept[i];]]
+  [[for (std::int32_t i = tid; i < count - 1; i += BlockThreads) csr.kept[before + i] = kept[i];]])
 # The feature gather copies one word less of a block's last item.
 hired_mutant(pack_gather_off_by_one selection.cuh
   [[for (std::int64_t column = begin + tid; column < end; column += BlockThreads)]]

@@ -303,16 +303,14 @@ struct SmallBatch {
   template <class Input>
   std::pair<unsigned, std::int64_t> run(const Input& input) const {
     std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-    const SelectParams<Input> select{.input = input, .images = plan.images.data(),
-                                     .image_count = 1, .partitions = 3, .rule = plan.rule,
-                                     .workspace = workspace.data(),
-                                     .workspace_bytes = plan.workspace_bytes};
+    const SelectParams<Input> select = select_params(plan, input, plan.images.data(),
+                                                     workspace.data(), plan.workspace_bytes);
     unsigned status = 0xdeadbeefu;
     std::int64_t totals[2] = {-9, -9};
-    const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 3,
-                          .tokens = 9, .side = 3, .workspace = workspace.data(),
-                          .workspace_bytes = plan.workspace_bytes, .totals = totals,
-                          .status = &status};
+    PackParams pack = pack_params(plan, plan.images.data(), workspace.data(),
+                                  plan.workspace_bytes, NewlinePolicy::every_row);
+    pack.totals = totals;
+    pack.status = &status;
     emu::launch(select_kernel<Input, 32>, select_grid(select), dim3(32), select);
     emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
     return {status, totals[0]};
@@ -378,13 +376,12 @@ TEST(FusedSelectionQk, UnsupportedInputIsFlagged) {
   input.scale = 0.5f;
   input.head_dim = kSelectMaxHeadDim + 1;
   std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-  const SelectParams<QueryKeyInput<Element::f32>> select{
-      .input = input, .images = plan.images.data(), .image_count = 1, .partitions = 1,
-      .rule = plan.rule, .workspace = workspace.data(), .workspace_bytes = plan.workspace_bytes};
+  const SelectParams<QueryKeyInput<Element::f32>> select = select_params(
+      plan, input, plan.images.data(), workspace.data(), plan.workspace_bytes);
   unsigned status = 0;
-  const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 1,
-                        .tokens = 4, .side = 2, .workspace = workspace.data(),
-                        .workspace_bytes = plan.workspace_bytes, .status = &status};
+  PackParams pack = pack_params(plan, plan.images.data(), workspace.data(), plan.workspace_bytes,
+                                NewlinePolicy::every_row);
+  pack.status = &status;
   emu::launch(select_kernel<QueryKeyInput<Element::f32>, 32>, select_grid(select), dim3(32),
               select);
   emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);

@@ -45,6 +45,9 @@ inline constexpr int kPackThreads = 256;
 inline constexpr int kSelectMaxTokens = 1024;
 inline constexpr int kSelectMaxHeadDim = 256;
 inline constexpr int kBudgetMaxTiles = 64;
+/// Feature columns of a packed row that one pack_kernel block copies (gridDim.y is
+/// ceil(dim / chunk)): D = 1024 gives 4 blocks per partition.
+inline constexpr int kPackColumnChunk = 256;
 
 /// The one status vocabulary of hired's kernels: a word of these bits, 0 when everything was
 /// computed and written. select_kernel writes one word per partition, pack_kernel ORs them
@@ -209,7 +212,7 @@ struct QueryKeyInput {
   float scale = 0.0f;         // hired::qk_scale(head_dim)
 };
 
-/// Host-side checks of an input (a launcher runs them; the kernel flags what it cannot do).
+/// Host-side checks of an input (launch_select runs them; the kernel flags what it cannot do).
 template <Element E>
 HIRED_HOST_DEVICE_INLINE bool input_supported(const AttentionInput<E>& in) {
   return in.init != nullptr && in.final != nullptr && in.heads > 0;
@@ -220,6 +223,16 @@ HIRED_HOST_DEVICE_INLINE bool input_supported(const QueryKeyInput<E>& in) {
          in.final.k != nullptr && in.heads > 0 && in.head_dim > 0 && in.head_dim <= MaxHeadDim &&
          in.scale > 0.0f && in.scale <= 3.40282347e38f;
 }
+
+/// The inputs select_kernel is instantiated for (in hired_kernels: every Element of both).
+template <class Input>
+inline constexpr bool is_select_input = false;
+template <Element E>
+inline constexpr bool is_select_input<AttentionInput<E>> = true;
+template <Element E>
+inline constexpr bool is_select_input<QueryKeyInput<E>> = true;
+template <class Input>
+concept SelectInput = is_select_input<Input>;
 
 // ---- The two launches ----
 
@@ -249,9 +262,9 @@ struct SelectionWorkspace {
   }
 };
 
-/// Parameters of select_kernel (launch 1): one block per partition, grid sum P. The images
-/// are contiguous: image b's offset is the sum of the P before it, the last ends at
-/// `partitions`.
+/// Parameters of select_kernel (launch 1): one block per partition, grid sum P. Built by
+/// select_params (plan.hpp). The images are contiguous: image b's offset is the sum of the P
+/// before it, the last ends at `partitions`.
 template <class Input>
 struct SelectParams {
   Input input;
@@ -263,20 +276,41 @@ struct SelectParams {
   std::int64_t workspace_bytes = 0;
 };
 
-/// Parameters of pack_kernel (launch 2): grid (sum P, feature chunks). Reads the workspace
-/// select_kernel wrote for the same batch. Two optional groups of outputs:
-/// - CSR (budgets set: then all four, `kept` may be null when kept_capacity is 0): budgets
-///   [sum P] (= kept counts, as Selection::budget), kept [kept_capacity], kept_offsets
-///   [sum P + 1], partition_offsets [B + 1];
-/// - packing (lengths set: then source_rows too unless rows_capacity is 0; packed too when
-///   features is given): the kept features [sum P, N, dim] (rows of `feature_row_stride`
-///   elements, raw bits of 2 or 4 bytes) and image_newline [dim] into packed
-///   [rows_capacity, dim] in LLaVA-Next order, source_rows [rows_capacity] (partition * N +
-///   token, -1 for newline), lengths [B].
-/// Block (0, 0) writes *status and, unless the status is fatal, totals[0] = K and totals[1] =
-/// packed rows (when totals is given) — also when a capacity is too small, so a caller can
-/// size its outputs from them. A capacity that is too small leaves that output (kept, or
-/// source_rows + packed + lengths) unwritten; on a fatal status nothing but *status is.
+/// pack_kernel's CSR outputs, all four or none (budgets null): budgets [sum P] (= kept
+/// counts, as Selection::budget), kept [kept_capacity] (may be null when kept_capacity is 0),
+/// kept_offsets [sum P + 1], partition_offsets [B + 1].
+struct PackCsr {
+  std::int64_t* budgets = nullptr;
+  std::int64_t* kept = nullptr;
+  std::int64_t kept_capacity = 0;
+  std::int64_t* kept_offsets = nullptr;
+  std::int64_t* partition_offsets = nullptr;
+};
+
+/// pack_kernel's packing (none when lengths is null): source_rows [rows_capacity] (partition *
+/// N + token, -1 for a newline; may be null when rows_capacity is 0) and lengths [B], and
+/// with `features` the packed rows: the kept features [sum P, N, dim] (token rows
+/// `row_stride` elements apart) and image_newline [dim] into packed [rows_capacity, dim] in
+/// LLaVA-Next order, copied as raw words of `element_bytes` (2 for f16/bf16, 4 for f32).
+struct PackRows {
+  const void* features = nullptr;
+  std::int64_t row_stride = 0;  // elements between token rows, >= dim
+  std::int32_t element_bytes = 0;
+  const void* image_newline = nullptr;
+  std::int32_t dim = 0;
+  void* packed = nullptr;  // row r at packed + r * dim elements
+  std::int64_t* source_rows = nullptr;
+  std::int64_t rows_capacity = 0;
+  std::int64_t* lengths = nullptr;
+};
+
+/// Parameters of pack_kernel (launch 2): grid (sum P, ceil(dim / chunk)). Built by
+/// pack_params (plan.hpp), which leaves the outputs to the caller. Reads the workspace
+/// select_kernel wrote for the same batch and writes the output groups that are set. Block
+/// (0, 0) writes *status and, unless the status is fatal, totals[0] = K and totals[1] = packed
+/// rows (when totals is given) — also when a capacity is too small, so a caller can size its
+/// outputs from them. A capacity that is too small leaves that output (kept, or source_rows +
+/// packed + lengths) unwritten; on a fatal status nothing but *status is.
 struct PackParams {
   const BudgetImage* images = nullptr;  // the same device array select_kernel read
   std::int32_t image_count = 0;
@@ -286,23 +320,10 @@ struct PackParams {
   PackNewline newline = PackNewline::every_row;
   const void* workspace = nullptr;
   std::int64_t workspace_bytes = 0;
+  std::int32_t chunk = kPackColumnChunk;  // feature columns per block
 
-  std::int64_t* budgets = nullptr;
-  std::int64_t* kept = nullptr;
-  std::int64_t kept_capacity = 0;
-  std::int64_t* kept_offsets = nullptr;
-  std::int64_t* partition_offsets = nullptr;
-
-  const void* features = nullptr;
-  std::int64_t feature_row_stride = 0;  // elements between token rows, >= dim
-  const void* image_newline = nullptr;
-  std::int32_t dim = 0;
-  std::int32_t chunk = 0;               // elements of a row each block copies (gridDim.y)
-  void* packed = nullptr;               // row r at packed + r * dim elements
-  std::int64_t* source_rows = nullptr;
-  std::int64_t rows_capacity = 0;
-  std::int64_t* lengths = nullptr;
-
+  PackCsr csr = {};    // none by default
+  PackRows rows = {};  // none by default
   std::int64_t* totals = nullptr;  // optional [2]
   unsigned* status = nullptr;      // required: written (not ORed) by block (0, 0)
 };

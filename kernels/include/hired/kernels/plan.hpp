@@ -1,8 +1,9 @@
 // Host side of the fused selection (selection.cuh): from the core's view of a batch (image
 // layouts, vision grid, DropConfig) to the kernels' per-image parameters, the workspace size
-// and — where geometry alone decides them — the output sizes. Plain C++ (no CUDA): a
-// dispatcher fills device buffers from it. Every check raises hired::Error naming the
-// argument, with the core's own message where the core would reject the input too.
+// and — where geometry alone decides them — the output sizes (plan_selection), and from such
+// a plan to the parameters of the two launches (select_params, pack_params). Plain C++ (no
+// CUDA): a dispatcher fills device buffers from it. Every check raises hired::Error naming
+// the argument, with the core's own message where the core would reject the input too.
 #pragma once
 
 #include "hired/budget.hpp"
@@ -63,7 +64,7 @@ inline std::int64_t selection_workspace_bytes(std::int64_t partitions, std::int6
 
 /// Everything the host knows about a fused selection before launching it.
 struct SelectionPlan {
-  std::vector<BudgetImage> images;        // copy to the device: SelectParams / PackParams
+  std::vector<BudgetImage> images;        // copy to the device: select_params / pack_params
   BudgetRule rule;                        // N, the grid and the budget split
   std::int32_t partitions = 0;            // sum P: select_kernel's grid
   std::int64_t workspace_bytes = 0;
@@ -150,6 +151,37 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
       plan.rows.push_back(kept + (newline == NewlinePolicy::every_row ? box_rows : 0));
   }
   return plan;
+}
+
+/// Launch 1's parameters for `plan`'s batch, scoring `input`: `images` is the device copy of
+/// plan.images, `workspace` device memory of `workspace_bytes` (plan.workspace_bytes).
+template <SelectInput Input>
+SelectParams<Input> select_params(const SelectionPlan& plan, const Input& input,
+                                  const BudgetImage* images, void* workspace,
+                                  std::int64_t workspace_bytes) {
+  return {.input = input,
+          .images = images,
+          .image_count = static_cast<std::int32_t>(plan.images.size()),
+          .partitions = plan.partitions,
+          .rule = plan.rule,
+          .workspace = workspace,
+          .workspace_bytes = workspace_bytes};
+}
+
+/// Launch 2's parameters for the same batch and workspace, packing by `newline`, with no
+/// outputs yet: the caller sets csr and/or rows (and totals, status) before launch_pack.
+/// The column chunk is kPackColumnChunk.
+inline PackParams pack_params(const SelectionPlan& plan, const BudgetImage* images,
+                              const void* workspace, std::int64_t workspace_bytes,
+                              NewlinePolicy newline) {
+  return {.images = images,
+          .image_count = static_cast<std::int32_t>(plan.images.size()),
+          .partitions = plan.partitions,
+          .tokens = plan.rule.tokens,
+          .side = plan.rule.side,
+          .newline = pack_newline(newline),
+          .workspace = workspace,
+          .workspace_bytes = workspace_bytes};
 }
 
 }  // namespace hired::kernels

@@ -108,9 +108,10 @@ inline dim3 select_grid(const SelectParams<Input>& params) {
 
 /// One block per (partition, column chunk of the feature rows).
 inline dim3 pack_grid(const PackParams& params) {
-  const bool copies = params.features != nullptr && params.dim > 0 && params.chunk > 0;
+  const PackRows& rows = params.rows;
+  const bool copies = rows.features != nullptr && rows.dim > 0 && params.chunk > 0;
   return dim3(static_cast<unsigned>(params.partitions),
-              copies ? static_cast<unsigned>((params.dim + params.chunk - 1) / params.chunk) : 1u);
+              copies ? static_cast<unsigned>((rows.dim + params.chunk - 1) / params.chunk) : 1u);
 }
 
 namespace detail {
@@ -337,20 +338,23 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const bool reporter = blockIdx.x == 0 && blockIdx.y == 0 && tid == 0;
   const std::int64_t partition = blockIdx.x;
   const std::int32_t tokens = p.tokens, side = p.side;
-  const bool csr = p.budgets != nullptr;
-  const bool packing = p.lengths != nullptr;
-  const bool copying = p.features != nullptr;
+  const PackCsr& csr = p.csr;
+  const PackRows& out = p.rows;
+  const bool writes_csr = csr.budgets != nullptr;
+  const bool packing = out.lengths != nullptr;
+  const bool copying = out.features != nullptr;
 
   // Launch-wide checks: every block gets the same answer.
   unsigned status = 0;
   const SelectionWorkspace layout = SelectionWorkspace::layout(p.partitions, tokens, side);
   if (!selection_supports<MaxTokens>(p.partitions, p.image_count, tokens, side) ||
       blockDim.x != BlockThreads || p.images == nullptr ||
-      (csr && ((p.kept == nullptr && p.kept_capacity > 0) || p.kept_offsets == nullptr ||
-               p.partition_offsets == nullptr)) ||
-      (packing && p.source_rows == nullptr && p.rows_capacity > 0) ||
-      (copying && (!packing || (p.packed == nullptr && p.rows_capacity > 0) || p.dim <= 0 ||
-                   p.chunk <= 0 || p.feature_row_stride < p.dim)))
+      (writes_csr && ((csr.kept == nullptr && csr.kept_capacity > 0) ||
+                      csr.kept_offsets == nullptr || csr.partition_offsets == nullptr)) ||
+      (packing && out.source_rows == nullptr && out.rows_capacity > 0) ||
+      (copying && (!packing || (out.packed == nullptr && out.rows_capacity > 0) ||
+                   out.dim <= 0 || p.chunk <= 0 || out.row_stride < out.dim ||
+                   out.element_bytes != static_cast<std::int32_t>(sizeof(Word)))))
     status = status::unsupported;
   else if (p.workspace == nullptr || p.workspace_bytes < layout.bytes)
     status = status::workspace_too_small;
@@ -415,9 +419,9 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   __syncthreads();
   status = status_bits;
   const auto total = [&](Sum s) { return static_cast<std::int64_t>(sums[s]); };
-  if (csr && total(kept_total) > p.kept_capacity) status |= status::kept_capacity;
-  if (packing && total(rows_total) > p.rows_capacity) status |= status::rows_capacity;
-  if (copying && total(newlines_total) > 0 && p.image_newline == nullptr)
+  if (writes_csr && total(kept_total) > csr.kept_capacity) status |= status::kept_capacity;
+  if (packing && total(rows_total) > out.rows_capacity) status |= status::rows_capacity;
+  if (copying && total(newlines_total) > 0 && out.image_newline == nullptr)
     status |= status::missing_newline;
   if (reporter) {
     if (p.status != nullptr) *p.status = status;
@@ -432,19 +436,19 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const std::int32_t* const kept = ws.kept + partition * tokens;
 
   // CSR: sized by sum P and B except `kept`, which needs the capacity.
-  if (csr && blockIdx.y == 0) {
+  if (writes_csr && blockIdx.y == 0) {
     const std::int64_t before = total(kept_before);
     if (tid == 0) {
-      p.budgets[partition] = count;
-      p.kept_offsets[partition] = before;
-      if (index == 0) p.partition_offsets[b] = image.offset;
+      csr.budgets[partition] = count;
+      csr.kept_offsets[partition] = before;
+      if (index == 0) csr.partition_offsets[b] = image.offset;
       if (partition == p.partitions - 1) {
-        p.kept_offsets[p.partitions] = total(kept_total);
-        p.partition_offsets[p.image_count] = p.partitions;
+        csr.kept_offsets[p.partitions] = total(kept_total);
+        csr.partition_offsets[p.image_count] = p.partitions;
       }
     }
     if ((status & status::kept_capacity) == 0)
-      for (std::int32_t i = tid; i < count; i += BlockThreads) p.kept[before + i] = kept[i];
+      for (std::int32_t i = tid; i < count; i += BlockThreads) csr.kept[before + i] = kept[i];
   }
   if (!packing || (status & status::rows_capacity) != 0) return;
 
@@ -452,7 +456,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const std::int64_t image_start = total(rows_before_image);
   const std::int64_t tokens64 = tokens;
   if (index == 0) {
-    if (blockIdx.y == 0 && tid == 0) p.lengths[b] = total(rows_image);
+    if (blockIdx.y == 0 && tid == 0) out.lengths[b] = total(rows_image);
     for (std::int32_t i = tid; i < count; i += BlockThreads) {
       item_pos[i] = image_start + i;
       item_source[i] = partition * tokens64 + kept[i];
@@ -530,21 +534,21 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
 
   if (blockIdx.y == 0)
     for (std::int32_t i = tid; i < items; i += BlockThreads)
-      if (item_pos[i] >= 0 && item_pos[i] < p.rows_capacity)  // true unless the workspace lies
-        p.source_rows[item_pos[i]] = item_source[i];
+      if (item_pos[i] >= 0 && item_pos[i] < out.rows_capacity)  // unless the workspace lies
+        out.source_rows[item_pos[i]] = item_source[i];
   if (!copying) return;
   const std::int64_t begin = std::int64_t{blockIdx.y} * p.chunk;
-  const std::int64_t end = begin + p.chunk < p.dim ? begin + p.chunk : p.dim;
+  const std::int64_t end = begin + p.chunk < out.dim ? begin + p.chunk : out.dim;
   if (end <= begin) return;
-  const Word* const features = static_cast<const Word*>(p.features);
-  const Word* const newline = static_cast<const Word*>(p.image_newline);
-  Word* const packed = static_cast<Word*>(p.packed);
-  const std::int64_t dim = p.dim;
+  const Word* const features = static_cast<const Word*>(out.features);
+  const Word* const newline = static_cast<const Word*>(out.image_newline);
+  Word* const packed = static_cast<Word*>(out.packed);
+  const std::int64_t dim = out.dim;
   // Item by item, the block's threads over the columns: coalesced, and no 64-bit division.
   for (std::int32_t i = 0; i < items; ++i) {
     const std::int64_t source = item_source[i], row = item_pos[i];
-    if (row < 0 || row >= p.rows_capacity) continue;
-    const Word* const from = source >= 0 ? features + source * p.feature_row_stride : newline;
+    if (row < 0 || row >= out.rows_capacity) continue;
+    const Word* const from = source >= 0 ? features + source * out.row_stride : newline;
     for (std::int64_t column = begin + tid; column < end; column += BlockThreads)
       packed[row * dim + column] = from[column];
   }
