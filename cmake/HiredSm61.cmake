@@ -190,8 +190,8 @@ set(_d "${HIRED_SM61_DIR}")
 set(_incs "$<FILTER:$<TARGET_PROPERTY:hired_kernels,INCLUDE_DIRECTORIES>,EXCLUDE,^/usr(/local)?/include/?$>")
 set(_defs "$<TARGET_PROPERTY:hired_kernels,COMPILE_DEFINITIONS>")
 # -ffp-contract=on: contract a*b+c within one expression only, as nvcc does. clang's CUDA
-# default (fast) also fuses across statements and turned budget_formula's __dmul_rn product
-# plus 1e-9 into a double FMA, which can move a floor by one against the host.
+# default (fast) also fuses across statements, which makes budget_formula's __dmul_rn product
+# plus 1e-9 one double FMA, and that can move a floor by one against the host.
 set(HIRED_SM61_FLAGS -x cuda --cuda-path=${_hired_cuda12} --cuda-gpu-arch=sm_61 -std=c++20 -O3
     -ffp-contract=on -Wno-unknown-cuda-version -Wall -Wextra -Wpedantic -Wshadow -Werror
     $<$<CONFIG:Release,MinSizeRel,RelWithDebInfo>:-DNDEBUG> "$<$<BOOL:${_incs}>:-I$<JOIN:${_incs},$<SEMICOLON>-I>>"

@@ -34,7 +34,6 @@ namespace {
 
 using namespace standalone;
 using emu::Options;
-using emu::Schedule;
 
 const auto mode_for = hired_test::alternating_schedule;
 

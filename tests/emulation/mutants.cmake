@@ -6,7 +6,8 @@
 # the real code, and its test vacuous. Editing a header re-runs the configure.
 # Included by tests/CMakeLists.txt (after hired_gtest).
 
-# hired_mutant(<name> <header in hired/kernels/> <pattern> <replacement> [<pattern> <replacement>...])
+# hired_mutant(<name> <header in hired/kernels/> <pattern> <replacement>
+#              [<pattern> <replacement>...])
 # Patterns and replacements are exact text (bracket arguments keep it verbatim).
 function(hired_mutant name header)
   set(source "${PROJECT_SOURCE_DIR}/kernels/include/hired/kernels/${header}")
