@@ -49,23 +49,34 @@ std::int64_t sum(const std::vector<std::int64_t>& v) {
 void raise_status(int word, const DeviceSelection& d, NewlinePolicy policy) {
   const auto status = static_cast<unsigned>(word);
   if (status == 0) return;
-  if ((status & K::selection_status::invalid_attention) != 0) d.explain_invalid();
-  check((status & K::selection_status::missing_newline) == 0,
+  if ((status & K::status::invalid_input) != 0) d.explain_invalid();
+  check((status & K::status::missing_newline) == 0,
         "image_newline: required by the newline policy '{}'", to_string(policy));
   fail<InternalError>("CUDA selection: the kernels reported status {:#x}, which the host checks "
                       "should have prevented", status);
 }
 
+const K::BudgetImage* device_images(const DeviceSelection& d) {
+  return static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
+}
+
 /// select_kernel on `input` (AttentionInput or QueryKeyInput) for the batch of `d`.
-template <class Input>
+template <K::SelectInput Input>
 cudaError_t launch_select_on(const Input& input, const DeviceSelection& d, cudaStream_t stream) {
-  K::SelectParams<Input> p{.input = input,
-                           .partitions = d.plan.partitions,
-                           .budget = d.plan.budget,
-                           .workspace = d.workspace.data_ptr(),
-                           .workspace_bytes = d.workspace.numel()};
-  p.budget.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
-  return K::launch_select(p, stream);
+  return K::launch_select(K::select_params(d.plan, input, device_images(d),
+                                           d.workspace.data_ptr(), d.workspace.numel()),
+                          stream);
+}
+
+/// pack_kernel's parameters for the batch of `d`, without outputs.
+K::PackParams pack_params(const DeviceSelection& d, NewlinePolicy policy) {
+  return K::pack_params(d.plan, device_images(d), d.workspace.const_data_ptr(),
+                        d.workspace.numel(), policy);
+}
+
+/// A device word as pack_kernel's status pointer.
+unsigned* status_word(const at::Tensor& status) {
+  return reinterpret_cast<unsigned*>(status.data_ptr<std::int32_t>());
 }
 
 template <K::Element E>
@@ -118,26 +129,15 @@ cudaError_t dispatch_element(at::ScalarType type, Launch&& launch) {
   return launch.template operator()<K::Element::f32>();
 }
 
-K::PackParams pack_params(const DeviceSelection& d, NewlinePolicy policy) {
-  return {.images = static_cast<const K::BudgetImage*>(d.images.const_data_ptr()),
-          .image_count = static_cast<std::int32_t>(d.layouts.size()),
-          .partitions = d.plan.partitions,
-          .tokens = static_cast<std::int32_t>(d.vision.tokens()),
-          .side = static_cast<std::int32_t>(d.vision.side),
-          .newline = K::pack_newline(policy),
-          .workspace = d.workspace.const_data_ptr(),
-          .workspace_bytes = d.workspace.numel()};
-}
-
 /// What select_kernel reads and how: its tensors (converted already), the launch, and the
 /// CPU path's check that names an invalid value.
-struct SelectInput {
+struct KernelInput {
   std::vector<at::Tensor> tensors;
   std::function<cudaError_t(const DeviceSelection&, cudaStream_t)> launch;
   std::function<void()> explain_invalid;
 };
 
-TokenSelection select_on_device(SelectInput input, std::vector<ImageLayout> layouts,
+TokenSelection select_on_device(KernelInput input, std::vector<ImageLayout> layouts,
                                 const VisionGrid& vision, const DropConfig& config,
                                 PlanCache& cache) {
   const at::Device device = input.tensors.front().device();
@@ -168,14 +168,14 @@ TokenSelection select_on_device(SelectInput input, std::vector<ImageLayout> layo
   out.partition_offsets = at::empty({static_cast<std::int64_t>(d->layouts.size()) + 1}, longs);
   const at::Tensor totals = at::empty({2}, longs);
   K::PackParams pack = pack_params(*d, config.newline);
-  pack.budgets = out.budgets.data_ptr<std::int64_t>();
-  pack.kept = out.kept.data_ptr<std::int64_t>();
-  pack.kept_capacity = capacity;
-  pack.kept_offsets = out.kept_offsets.data_ptr<std::int64_t>();
-  pack.partition_offsets = out.partition_offsets.data_ptr<std::int64_t>();
+  pack.csr = {.budgets = out.budgets.data_ptr<std::int64_t>(),
+              .kept = out.kept.data_ptr<std::int64_t>(),
+              .kept_capacity = capacity,
+              .kept_offsets = out.kept_offsets.data_ptr<std::int64_t>(),
+              .partition_offsets = out.partition_offsets.data_ptr<std::int64_t>()};
   pack.totals = totals.data_ptr<std::int64_t>();
-  pack.status = reinterpret_cast<unsigned*>(d->status.data_ptr<std::int32_t>());
-  check_cuda(K::launch_pack(pack, 4, stream), "pack_kernel (CSR)");
+  pack.status = status_word(d->status);
+  check_cuda(K::launch_pack(pack, stream), "pack_kernel (CSR)");
   out.requested = buffers.requested.clone();  // the cached copy stays the cache's
   if (!plan.kept_known()) {  // the one synchronisation of reference mode
     const at::Tensor host_totals = totals.cpu();
@@ -210,7 +210,7 @@ TokenSelection select_cuda(const at::Tensor& init_cls_attn, const at::Tensor& fi
   const at::ScalarType type = kernel_type({init_cls_attn, final_cls_attn});
   const at::Tensor init = init_cls_attn.to(type).contiguous();
   const at::Tensor final = final_cls_attn.to(type).contiguous();
-  SelectInput input{.tensors = {init, final},
+  KernelInput input{.tensors = {init, final},
                     .launch = [type](const DeviceSelection& d, cudaStream_t stream) {
                       return dispatch_element(type, [&]<K::Element E>() {
                         return launch_attention<E>(d, stream);
@@ -235,7 +235,7 @@ TokenSelection select_cuda(const QueryKeys& init, const QueryKeys& final,
   const std::vector<at::Tensor> read{as_read(init.q), as_read(init.k), as_read(final.q),
                                      as_read(final.k)};
   const std::int64_t heads = init.heads;
-  SelectInput input{.tensors = read,
+  KernelInput input{.tensors = read,
                     .launch = [type, heads](const DeviceSelection& d, cudaStream_t stream) {
                       return dispatch_element(type, [&]<K::Element E>() {
                         return launch_query_keys<E>(d, heads, stream);
@@ -289,18 +289,18 @@ PackedFeatures gather_cuda(const DeviceSelection& d, const at::Tensor& features,
   out.status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
   const at::Tensor totals = at::empty({2}, longs);
   K::PackParams pack = pack_params(d, policy);
-  pack.features = source.const_data_ptr();
-  pack.feature_row_stride = dim;
-  pack.image_newline = newline.defined() ? newline.const_data_ptr() : nullptr;
-  pack.dim = static_cast<std::int32_t>(dim);
-  pack.chunk = 256;  // columns per block: D = 1024 gives 4 blocks per partition
-  pack.packed = out.features.data_ptr();
-  pack.source_rows = out.source_rows.data_ptr<std::int64_t>();
-  pack.rows_capacity = capacity;
-  pack.lengths = out.lengths.data_ptr<std::int64_t>();
+  pack.rows = {.features = source.const_data_ptr(),
+               .row_stride = dim,
+               .element_bytes = static_cast<std::int32_t>(source.element_size()),
+               .image_newline = newline.defined() ? newline.const_data_ptr() : nullptr,
+               .dim = static_cast<std::int32_t>(dim),
+               .packed = out.features.data_ptr(),
+               .source_rows = out.source_rows.data_ptr<std::int64_t>(),
+               .rows_capacity = capacity,
+               .lengths = out.lengths.data_ptr<std::int64_t>()};
   pack.totals = totals.data_ptr<std::int64_t>();
-  pack.status = reinterpret_cast<unsigned*>(out.status.data_ptr<std::int32_t>());
-  check_cuda(K::launch_pack(pack, static_cast<int>(source.element_size()), stream), "pack_kernel");
+  pack.status = status_word(out.status);
+  check_cuda(K::launch_pack(pack, stream), "pack_kernel");
   if (!plan.rows_known()) {  // the one synchronisation: the row count depends on the scores
     const at::Tensor host_totals = totals.cpu();
     raise_status(out.status.item<std::int32_t>(), d, policy);
@@ -312,10 +312,10 @@ PackedFeatures gather_cuda(const DeviceSelection& d, const at::Tensor& features,
 }
 
 void raise_pack_status(unsigned status) {
-  check((status & K::selection_status::invalid_attention) == 0,
+  check((status & K::status::invalid_input) == 0,
         "init_cls_attn / final_cls_attn: NaN, Inf or negative attention values; "
         "selection.check() names the first");
-  check((status & K::selection_status::missing_newline) == 0,
+  check((status & K::status::missing_newline) == 0,
         "image_newline: required by the newline policy");
   check<InternalError>(status == 0, "gather: the CUDA kernels reported status {:#x}", status);
 }

@@ -3,9 +3,10 @@
 // runtime would make, here run on the CPU by hired's emulator so the example runs anywhere.
 //
 // On a GPU the same code takes device buffers (cudaMalloc) for everything the kernels read or
-// write, copies plan.images to the device, and replaces the two emu::launch calls by
+// write, copies plan.images to the device (and passes that copy to select_params and
+// pack_params), and replaces the two emu::launch calls by
 //   hired::kernels::launch_select(select, stream);   // hired/kernels/launch.hpp,
-//   hired::kernels::launch_pack(pack, 4, stream);    // library hired_kernels
+//   hired::kernels::launch_pack(pack, stream);       // library hired_kernels
 // then reads `status` (0: all written) and totals[0] / totals[1] (kept tokens, packed rows).
 #include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
 #include "hired/kernels/plan.hpp"
@@ -55,13 +56,12 @@ int main() {
                                       .k_token_stride = width};
   };
   std::vector<unsigned char> workspace(static_cast<std::size_t>(plan.workspace_bytes));
-  SelectParams<QueryKeyInput<Element::f32>> select{
-      .input = {.init = layer(q0, k0), .final = layer(q22, k22),
-                .heads = static_cast<std::int32_t>(heads),
-                .head_dim = static_cast<std::int32_t>(head_dim), .scale = qk_scale(head_dim)},
-      .partitions = plan.partitions, .budget = plan.budget, .workspace = workspace.data(),
-      .workspace_bytes = plan.workspace_bytes};
-  select.budget.images = plan.images.data();
+  const QueryKeyInput<Element::f32> input{.init = layer(q0, k0), .final = layer(q22, k22),
+                                          .heads = static_cast<std::int32_t>(heads),
+                                          .head_dim = static_cast<std::int32_t>(head_dim),
+                                          .scale = qk_scale(head_dim)};
+  const auto select =
+      select_params(plan, input, plan.images.data(), workspace.data(), plan.workspace_bytes);
   emu::launch(select_kernel<QueryKeyInput<Element::f32>, kThreads>, select_grid(select),
               dim3(kThreads), select);
 
@@ -73,20 +73,17 @@ int main() {
       source_rows(packed_rows), lengths(1), totals(2);
   std::vector<float> packed(static_cast<std::size_t>(packed_rows * dim));
   unsigned status = 0;
-  const PackParams pack{.images = plan.images.data(), .image_count = 1,
-                        .partitions = plan.partitions,
-                        .tokens = static_cast<std::int32_t>(tokens),
-                        .side = static_cast<std::int32_t>(vision.side),
-                        .newline = pack_newline(config.newline), .workspace = workspace.data(),
-                        .workspace_bytes = plan.workspace_bytes, .budgets = budgets.data(),
-                        .kept = kept.data(), .kept_capacity = kept_total,
-                        .kept_offsets = kept_offsets.data(),
-                        .partition_offsets = partition_offsets.data(),
-                        .features = features.data(), .feature_row_stride = dim,
-                        .image_newline = newline.data(), .dim = static_cast<std::int32_t>(dim),
-                        .chunk = static_cast<std::int32_t>(dim), .packed = packed.data(),
-                        .source_rows = source_rows.data(), .rows_capacity = packed_rows,
-                        .lengths = lengths.data(), .totals = totals.data(), .status = &status};
+  PackParams pack = pack_params(plan, plan.images.data(), workspace.data(), plan.workspace_bytes,
+                                config.newline);
+  pack.csr = {.budgets = budgets.data(), .kept = kept.data(), .kept_capacity = kept_total,
+              .kept_offsets = kept_offsets.data(), .partition_offsets = partition_offsets.data()};
+  pack.rows = {.features = features.data(), .row_stride = dim,
+               .element_bytes = sizeof(float), .image_newline = newline.data(),
+               .dim = static_cast<std::int32_t>(dim), .packed = packed.data(),
+               .source_rows = source_rows.data(), .rows_capacity = packed_rows,
+               .lengths = lengths.data()};
+  pack.totals = totals.data();
+  pack.status = &status;
   emu::launch(pack_kernel<std::uint32_t, kThreads>, pack_grid(pack), dim3(kThreads), pack);
 
   // The same selection on the host (what TokenDropper's CPU path runs): it must agree.

@@ -1,4 +1,5 @@
-// budget_kernel (hired/kernels/budget.cuh) run by the host emulator and compared with the core,
+// BlockBudget (hired/kernels/budget.cuh), run over a batch of images by budget_kernel
+// (standalone_kernels.cuh) on the host emulator and compared with the core,
 // hired::allocate_exact / hired::allocate_reference (hired/budget.hpp), budget for budget:
 // random image sizes tiled by LLaVA-v1.6's pinpoints and by a larger set (up to 6 x 6 tiles),
 // P = 1, token grids from 2 x 2 to 24 x 24, heavily tied scores, budgets 0 .. beyond P * N,
@@ -8,7 +9,7 @@
 // Cost: the emulator hands the baton over once per thread at every barrier or warp collective
 // (~5-10 us each), so the kernel runs with 32- and 64-thread blocks here.
 #include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
-#include "hired/kernels/budget.cuh"
+#include "standalone_kernels.cuh"
 #include "hired/kernels/plan.hpp"  // make_budget_image: the dispatcher's host side
 #include "hired/budget.hpp"
 #include "hired/geometry.hpp"
@@ -31,8 +32,8 @@
 namespace hired::kernels {
 namespace {
 
+using namespace standalone;
 using emu::Options;
-using emu::Schedule;
 
 const auto mode_for = hired_test::alternating_schedule;
 
@@ -107,16 +108,16 @@ void check_batch(std::mt19937& rng, const BatchCase& c, const Options& options,
                             .score_stride = stride,
                             .images = images.data(),
                             .image_count = static_cast<std::int32_t>(images.size()),
-                            .tokens = static_cast<std::int32_t>(tokens),
-                            .side = static_cast<std::int32_t>(c.vision.side),
-                            .tile_px = static_cast<std::int32_t>(c.vision.tile_px),
-                            .mode = c.mode,
-                            .rate = c.rate,
-                            .alpha = c.alpha,
+                            .rule = {.tokens = static_cast<std::int32_t>(tokens),
+                                     .side = static_cast<std::int32_t>(c.vision.side),
+                                     .tile_px = static_cast<std::int32_t>(c.vision.tile_px),
+                                     .mode = c.mode,
+                                     .rate = c.rate,
+                                     .alpha = c.alpha},
                             .budgets = budgets.data(),
-                            .invalid = &invalid};
-  ASSERT_TRUE(budget_supports<kTopKMaxTokens>(params)) << label;
-  emu::launch_with(options, budget_kernel<Threads, kTopKMaxTokens, MaxTiles>,
+                            .status = &invalid};
+  ASSERT_TRUE(budget_supports<kSelectMaxTokens>(params)) << label;
+  emu::launch_with(options, budget_kernel<Threads, kSelectMaxTokens, MaxTiles>,
                    budget_grid(params), dim3(Threads), params);
 
   unsigned expected_invalid = 0;
@@ -136,12 +137,12 @@ void check_batch(std::mt19937& rng, const BatchCase& c, const Options& options,
                  : allocate_reference(full, image.layout, tokens, c.rate, c.alpha);
     } catch (const Error&) {
     }
-    const BudgetStatus status = budget_image_status<kTopKMaxTokens, MaxTiles>(params, device);
+    const unsigned status = budget_image_status<kSelectMaxTokens, MaxTiles>(params.rule, device);
     const auto begin = budgets.begin() + device.offset;
     const std::vector<std::int32_t> got(begin, begin + device.partitions);
     for (std::int64_t i = 0; i < device.partitions; ++i) owned[device.offset + i] = true;
-    if (status != BudgetStatus::ok) {
-      expected_invalid |= 1u << static_cast<int>(status);
+    if (status != 0) {
+      expected_invalid |= status;
       ++coverage.flagged;
       ASSERT_EQ(got, std::vector<std::int32_t>(got.size(), -1)) << where;
       continue;
@@ -311,28 +312,27 @@ TEST(BudgetKernel, TooManyTilesIsFlagged) {
     c.mode = i == 0 ? BudgetMode::exact : BudgetMode::reference;
     check_batch<32, 4>(rng, c, mode_for(i), "mode " + std::to_string(i));
   }
-  const BudgetParams params{.score_stride = 16, .tokens = 16, .side = 4, .tile_px = 336};
-  EXPECT_EQ((budget_image_status<kTopKMaxTokens, 4>(params, make_budget_image(large, c.vision, 0, 5))),
-            BudgetStatus::too_many_tiles);
+  const BudgetRule rule{.tokens = 16, .side = 4, .tile_px = 336};
+  const BudgetImage too_large = make_budget_image(large, c.vision, 0, 5);
+  EXPECT_EQ((budget_image_status<kSelectMaxTokens, 4>(rule, too_large)), status::too_many_tiles);
 }
 
 // Reference mode's division-by-zero cases are rejected, as the core rejects them.
 TEST(BudgetKernel, ReferenceErrorCasesAreFlagged) {
-  BudgetParams params{.score_stride = 36, .tokens = 36, .side = 6, .tile_px = 336,
-                      .mode = BudgetMode::reference, .rate = 0.5, .alpha = 1.0};
+  BudgetRule rule{.tokens = 36, .side = 6, .tile_px = 336, .mode = BudgetMode::reference,
+                  .rate = 0.5, .alpha = 1.0};
   const ImageLayout three{.partitions = 3, .grid = {1, 2}, .image_size = Size2{300, 600}};
   const ImageLayout five{.partitions = 6, .grid = {1, 5}, .image_size = Size2{100, 600}};
   // alpha = 1: K = 0 while S = T - N > 0.
-  EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::no_marks);
-  params.alpha = 0.5;
-  EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::ok);
-  EXPECT_EQ(budget_image_status(params, make_budget_image(five, {336, 6}, 0, 0)),
-            BudgetStatus::uneven_bands);
-  params.rate = 0.0;
-  EXPECT_EQ(budget_image_status(params, make_budget_image(three, {336, 6}, 0, 0)),
-            BudgetStatus::bad_params);
+  EXPECT_EQ(budget_image_status(rule, make_budget_image(three, {336, 6}, 0, 0)),
+            status::no_marks);
+  rule.alpha = 0.5;
+  EXPECT_EQ(budget_image_status(rule, make_budget_image(three, {336, 6}, 0, 0)), 0u);
+  EXPECT_EQ(budget_image_status(rule, make_budget_image(five, {336, 6}, 0, 0)),
+            status::uneven_bands);
+  rule.rate = 0.0;
+  EXPECT_EQ(budget_image_status(rule, make_budget_image(three, {336, 6}, 0, 0)),
+            status::bad_params);
   // ... and end to end, next to a good image.
   std::mt19937 rng(47);
   BatchCase c;

@@ -25,7 +25,6 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 namespace hired_test {
@@ -274,48 +273,39 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
   auto totals = guarded<std::int64_t>(2, kGuard64);
   unsigned status = 0xdeadbeefu;
 
-  const auto select_params = [&](const auto& input) {
-    SelectParams<std::decay_t<decltype(input)>> select{.input = input,
-                                                       .partitions = plan->partitions,
-                                                       .budget = plan->budget,
-                                                       .workspace = workspace.data(),
-                                                       .workspace_bytes = workspace_bytes};
-    select.budget.images = plan->images.data();
-    return select;
-  };
-  const auto attention_select = select_params(AttentionInput<E>{
-      .init = init.data(), .final = final_attention.data(), .row_stride = c.heads * keys,
-      .head_stride = keys, .heads = c.heads});
-  const auto qk_select = select_params(QueryKeyInput<E>{
-      .init = {.q = q_init.data(), .q_row_stride = qk_stride, .k = init.data(),
-               .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
-      .final = {.q = q_final.data(), .q_row_stride = qk_stride, .k = final_attention.data(),
-                .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
-      .heads = c.heads, .head_dim = c.head_dim, .scale = qk_scale(c.head_dim)});
-  const PackParams packing{.images = plan->images.data(),
-                           .image_count = static_cast<std::int32_t>(c.images.size()),
-                           .partitions = plan->partitions,
-                           .tokens = static_cast<std::int32_t>(tokens),
-                           .side = static_cast<std::int32_t>(c.vision.side),
-                           .newline = pack_newline(c.config.newline),
-                           .workspace = workspace.data(),
-                           .workspace_bytes = workspace_bytes,
-                           .budgets = budgets.data(),
-                           .kept = kept.data(),
-                           .kept_capacity = kept_capacity,
-                           .kept_offsets = kept_offsets.data(),
-                           .partition_offsets = partition_offsets.data(),
-                           .features = features.data(),
-                           .feature_row_stride = stride,
-                           .image_newline = newline.data(),
-                           .dim = c.dim,
-                           .chunk = c.chunk,
-                           .packed = packed.data(),
-                           .source_rows = source_rows.data(),
-                           .rows_capacity = rows_capacity,
-                           .lengths = lengths.data(),
-                           .totals = totals.data(),
-                           .status = &status};
+  const auto attention_select = select_params(
+      *plan,
+      AttentionInput<E>{.init = init.data(), .final = final_attention.data(),
+                        .row_stride = c.heads * keys, .head_stride = keys, .heads = c.heads},
+      plan->images.data(), workspace.data(), workspace_bytes);
+  const auto qk_select = select_params(
+      *plan,
+      QueryKeyInput<E>{
+          .init = {.q = q_init.data(), .q_row_stride = qk_stride, .k = init.data(),
+                   .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
+          .final = {.q = q_final.data(), .q_row_stride = qk_stride, .k = final_attention.data(),
+                    .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
+          .heads = c.heads, .head_dim = c.head_dim, .scale = qk_scale(c.head_dim)},
+      plan->images.data(), workspace.data(), workspace_bytes);
+  PackParams packing =
+      pack_params(*plan, plan->images.data(), workspace.data(), workspace_bytes, c.config.newline);
+  packing.chunk = c.chunk;
+  packing.csr = {.budgets = budgets.data(),
+                 .kept = kept.data(),
+                 .kept_capacity = kept_capacity,
+                 .kept_offsets = kept_offsets.data(),
+                 .partition_offsets = partition_offsets.data()};
+  packing.rows = {.features = features.data(),
+                  .row_stride = stride,
+                  .element_bytes = static_cast<std::int32_t>(sizeof(Word)),
+                  .image_newline = newline.data(),
+                  .dim = c.dim,
+                  .packed = packed.data(),
+                  .source_rows = source_rows.data(),
+                  .rows_capacity = rows_capacity,
+                  .lengths = lengths.data()};
+  packing.totals = totals.data();
+  packing.status = &status;
   try {
     if (c.input == Input::attention)
       hired::emu::launch_with(options, select_kernel<AttentionInput<E>, Threads>,
@@ -342,7 +332,7 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
     return outcome.error = "an output written past its capacity", outcome;
 
   if (squeeze == Squeeze::workspace) {
-    if (status != selection_status::workspace_too_small)
+    if (status != status::workspace_too_small)
       return outcome.error = "status " + std::to_string(status) + " for a small workspace", outcome;
     if (!all_equal(workspace, kWorkspaceGuard) || !all_equal(budgets, kGuard64) ||
         !all_equal(kept, kGuard64) || !all_equal(source_rows, kGuard64) ||
@@ -350,8 +340,8 @@ FusedOutcome run(std::mt19937& rng, const FusedCase& c, const hired::emu::Option
       return outcome.error = "written with a small workspace", outcome;
     return outcome;
   }
-  const unsigned want_status = squeeze == Squeeze::kept   ? selection_status::kept_capacity
-                               : squeeze == Squeeze::rows ? selection_status::rows_capacity
+  const unsigned want_status = squeeze == Squeeze::kept   ? status::kept_capacity
+                               : squeeze == Squeeze::rows ? status::rows_capacity
                                                             : 0u;
   if (status != want_status)
     return outcome.error = "status " + std::to_string(status) + ", expected " +

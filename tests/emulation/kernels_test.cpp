@@ -1,15 +1,15 @@
-// The selection kernels (hired/kernels/cls_scores.cuh, block_topk.cuh) run by the host
+// The scoring and top-k building blocks (hired/kernels/cls_scores.cuh, block_topk.cuh), each
+// run over a batch of rows by its standalone kernel (standalone_kernels.cuh) on the host
 // emulator and compared with the CPU path: hired::sum_heads and hired::qk_scores bit for bit,
-// hired::top_k_ascending
-// index for index, on seeded random cases (ties, k = 0, k = N, k above the eligible count, odd
-// N, P = 1, empty boxes, heterogeneous rows, both schedules, strict mode).
+// hired::top_k_ascending index for index, on seeded random cases (ties, k = 0, k = N, k above
+// the eligible count, odd N, P = 1, empty boxes, heterogeneous rows, both schedules, strict
+// mode).
 //
 // Cost: the emulator hands the baton over once per thread at every barrier or warp collective
 // (~5-10 us each), so the kernels are instantiated with 32- and 64-thread blocks here (the
 // production size, 256, is only a template argument) and most cases are small (N <= 100).
 #include "hired/emulator/cuda.hpp"  // first: the CUDA dialect on the host
-#include "hired/kernels/block_topk.cuh"
-#include "hired/kernels/cls_scores.cuh"
+#include "standalone_kernels.cuh"
 #include "hired/half.hpp"
 #include "hired/qk_scores.hpp"
 #include "hired/scores.hpp"
@@ -31,6 +31,7 @@
 namespace hired::kernels {
 namespace {
 
+using namespace standalone;
 using emu::Options;
 using emu::Schedule;
 
@@ -98,8 +99,8 @@ void run_attention_case(std::mt19937& rng, int case_index, std::int32_t tokens) 
                                   .rows = rows,
                                   .heads = heads,
                                   .tokens = tokens,
-                                  .invalid = &invalid};
-  emu::launch_with(mode_for(case_index), cls_scores_kernel<E, Threads>, cls_scores_grid(params),
+                                  .status = &invalid};
+  emu::launch_with(mode_for(case_index), cls_scores_kernel<E, Threads>, rows_grid(params),
                    dim3(Threads), params);
   ASSERT_EQ(invalid, 0u) << "case " << case_index;
   for (std::int32_t p = 0; p < rows; ++p)
@@ -155,9 +156,8 @@ TEST(ClsScoresKernel, FlagsWhatSumHeadsRejects) {
       const auto params =
           ClsScoresParams<Element::f32>::contiguous(a.data(), scores.data(), rows, heads, tokens,
                                                     &invalid);
-      emu::launch(cls_scores_kernel<Element::f32, 32>, cls_scores_grid(params), dim3(32),
-                  params);
-      EXPECT_EQ(invalid, 1u) << bad << " at " << at;
+      emu::launch(cls_scores_kernel<Element::f32, 32>, rows_grid(params), dim3(32), params);
+      EXPECT_EQ(invalid, status::invalid_input) << bad << " at " << at;
       EXPECT_THROW(sum_heads(a.data(), rows, heads, keys, "attention"), Error);
     }
 }
@@ -211,13 +211,13 @@ void run_qk_case(std::mt19937& rng, int case_index, std::int32_t tokens, int& ve
 
   std::vector<float> scores(static_cast<std::size_t>(rows * tokens), -1.0f);
   unsigned invalid = 0;
-  const ClsScoresQkParams<E> params{.q = q.data(), .q_row_stride = q_stride, .k = k.data(),
-                                    .k_row_stride = keys * k_stride, .k_token_stride = k_stride,
-                                    .scores = scores.data(), .score_stride = tokens,
-                                    .rows = rows, .heads = heads, .head_dim = d,
-                                    .tokens = tokens, .scale = view.scale, .invalid = &invalid};
+  const ClsScoresQkParams<E> params{
+      .layer = {.q = q.data(), .q_row_stride = q_stride, .k = k.data(),
+                .k_row_stride = keys * k_stride, .k_token_stride = k_stride},
+      .scores = scores.data(), .score_stride = tokens, .rows = rows, .heads = heads,
+      .head_dim = d, .tokens = tokens, .scale = view.scale, .status = &invalid};
   emu::launch_with(mode_for(case_index), cls_scores_qk_kernel<E, Threads, 576, 64>,
-                   cls_scores_grid(params), dim3(Threads), params);
+                   rows_grid(params), dim3(Threads), params);
   ASSERT_EQ(invalid, 0u);
   for (std::size_t i = 0; i < scores.size(); ++i)
     ASSERT_EQ(hired::detail::float_bits(scores[i]), hired::detail::float_bits(expected[i]))
@@ -252,14 +252,14 @@ TEST(ClsScoresQkKernel, FlagsNonFiniteLogits) {
   const auto params = ClsScoresQkParams<Element::f32>::contiguous(q.data(), k.data(),
                                                                   scores.data(), 1, heads, d,
                                                                   tokens, &invalid);
-  emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 64>, cls_scores_grid(params), dim3(32),
+  emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 64>, rows_grid(params), dim3(32),
               params);
   EXPECT_EQ(invalid, 0u);
   for (float s : scores) EXPECT_FLOAT_EQ(s, 2.0f / keys);  // uniform over N + 1 keys, 2 heads
   k[3 * heads * d + d + 5] = std::numeric_limits<float>::infinity();
-  emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 64>, cls_scores_grid(params), dim3(32),
+  emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 64>, rows_grid(params), dim3(32),
               params);
-  EXPECT_EQ(invalid, 1u);
+  EXPECT_EQ(invalid, status::invalid_input);
 }
 
 TEST(ClsScoresQkKernel, RejectsShapesBeyondItsLimits) {
@@ -271,11 +271,11 @@ TEST(ClsScoresQkKernel, RejectsShapesBeyondItsLimits) {
   EXPECT_TRUE((cls_scores_qk_supports<64, 8>(params)));
   EXPECT_FALSE((cls_scores_qk_supports<64, 4>(params)));
   EXPECT_FALSE((cls_scores_qk_supports<3, 8>(params)));
-  EXPECT_THROW(emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 4>,
-                           cls_scores_grid(params), dim3(32), params),
+  EXPECT_THROW(emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 4>, rows_grid(params),
+                           dim3(32), params),
                emu::KernelError);
-  EXPECT_THROW(emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 8>,
-                           cls_scores_grid(params), dim3(64), params),
+  EXPECT_THROW(emu::launch(cls_scores_qk_kernel<Element::f32, 32, 64, 8>, rows_grid(params),
+                           dim3(64), params),
                emu::KernelError);  // block wider than BlockThreads
 }
 
@@ -386,7 +386,7 @@ void check_topk(const TopKCase& c, const Options& options, const std::string& la
                           .kept = kept.data(),
                           .count = count.data()};
   ASSERT_TRUE(topk_supports(params)) << label;
-  emu::launch_with(options, topk_kernel<Threads>, topk_grid(params), dim3(Threads), params);
+  emu::launch_with(options, topk_kernel<Threads>, rows_grid(params), dim3(Threads), params);
   for (std::int32_t p = 0; p < c.rows; ++p) {
     const std::vector<std::int32_t> want =
         top_k_ascending(c.scores.data() + p * c.tokens, candidates(c, p), c.k[p]);
@@ -514,7 +514,7 @@ TEST(TopKKernel, RejectsTooManyTokens) {
   std::vector<std::int32_t> kept(129);
   params = {.scores = scores.data(), .score_stride = 129, .rows = 1, .tokens = 129, .k = &k,
             .kept = kept.data(), .count = &count};
-  EXPECT_THROW(emu::launch(topk_kernel<32, 128>, topk_grid(params), dim3(32), params),
+  EXPECT_THROW(emu::launch(topk_kernel<32, 128>, rows_grid(params), dim3(32), params),
                emu::KernelError);
 }
 

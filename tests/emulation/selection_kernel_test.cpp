@@ -303,16 +303,14 @@ struct SmallBatch {
   template <class Input>
   std::pair<unsigned, std::int64_t> run(const Input& input) const {
     std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-    SelectParams<Input> select{.input = input, .partitions = 3, .budget = plan.budget,
-                               .workspace = workspace.data(),
-                               .workspace_bytes = plan.workspace_bytes};
-    select.budget.images = plan.images.data();
+    const SelectParams<Input> select = select_params(plan, input, plan.images.data(),
+                                                     workspace.data(), plan.workspace_bytes);
     unsigned status = 0xdeadbeefu;
     std::int64_t totals[2] = {-9, -9};
-    const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 3,
-                          .tokens = 9, .side = 3, .workspace = workspace.data(),
-                          .workspace_bytes = plan.workspace_bytes, .totals = totals,
-                          .status = &status};
+    PackParams pack = pack_params(plan, plan.images.data(), workspace.data(),
+                                  plan.workspace_bytes, NewlinePolicy::every_row);
+    pack.totals = totals;
+    pack.status = &status;
     emu::launch(select_kernel<Input, 32>, select_grid(select), dim3(32), select);
     emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
     return {status, totals[0]};
@@ -328,7 +326,7 @@ TEST(FusedSelection, FlagsInvalidAttention) {
   const auto [status, kept] = SmallBatch{}.run(AttentionInput<Element::f32>{
       .init = init.data(), .final = final_attention.data(), .row_stride = heads * keys,
       .head_stride = keys, .heads = heads});
-  EXPECT_EQ(status, selection_status::invalid_attention);
+  EXPECT_EQ(status, status::invalid_input);
   EXPECT_EQ(kept, -9);
 }
 
@@ -338,8 +336,8 @@ TEST(FusedSelectionQk, FlagsNonFiniteLogitsOfRowsItReads) {
   const int heads = 2, head_dim = 2, keys = 10, width = heads * head_dim;
   const float inf = std::numeric_limits<float>::infinity();
   for (const auto& [layer, row, expect] :
-       {std::tuple{0, 0, selection_status::invalid_attention}, std::tuple{0, 2, 0u},
-        std::tuple{1, 1, selection_status::invalid_attention}, std::tuple{-1, 0, 0u}}) {
+       {std::tuple{0, 0, status::invalid_input}, std::tuple{0, 2, 0u},
+        std::tuple{1, 1, status::invalid_input}, std::tuple{-1, 0, 0u}}) {
     std::vector<float> q(3 * width, 0.5f), k(3 * keys * width, 0.25f);
     std::vector<float> q_final = q, k_final = k;
     if (layer >= 0) (layer == 0 ? k : k_final)[(row * keys + 4) * width + 1] = inf;
@@ -378,19 +376,16 @@ TEST(FusedSelectionQk, UnsupportedInputIsFlagged) {
   input.scale = 0.5f;
   input.head_dim = kSelectMaxHeadDim + 1;
   std::vector<std::uint64_t> workspace(static_cast<std::size_t>(plan.workspace_bytes / 8));
-  SelectParams<QueryKeyInput<Element::f32>> select{.input = input, .partitions = 1,
-                                                    .budget = plan.budget,
-                                                    .workspace = workspace.data(),
-                                                    .workspace_bytes = plan.workspace_bytes};
-  select.budget.images = plan.images.data();
+  const SelectParams<QueryKeyInput<Element::f32>> select = select_params(
+      plan, input, plan.images.data(), workspace.data(), plan.workspace_bytes);
   unsigned status = 0;
-  const PackParams pack{.images = plan.images.data(), .image_count = 1, .partitions = 1,
-                        .tokens = 4, .side = 2, .workspace = workspace.data(),
-                        .workspace_bytes = plan.workspace_bytes, .status = &status};
+  PackParams pack = pack_params(plan, plan.images.data(), workspace.data(), plan.workspace_bytes,
+                                NewlinePolicy::every_row);
+  pack.status = &status;
   emu::launch(select_kernel<QueryKeyInput<Element::f32>, 32>, select_grid(select), dim3(32),
               select);
   emu::launch(pack_kernel<std::uint32_t, 32>, pack_grid(pack), dim3(32), pack);
-  EXPECT_EQ(status, selection_status::unsupported);
+  EXPECT_EQ(status, status::unsupported);
 }
 
 }  // namespace

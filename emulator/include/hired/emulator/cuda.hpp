@@ -654,19 +654,24 @@ inline int __float_as_int(float x) { return std::bit_cast<int>(x); }
 inline float __int_as_float(int x) { return std::bit_cast<float>(x); }
 
 // ---- Atomics (the overloads CUDA has for sm_60+; all return the old value) ----
-template <hired::emu::detail::AtomicInt T>
-T atomicAdd(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).fetch_add(value);  // wraps, no signed-overflow UB
-}
+// The integer ones std::atomic_ref has a member for (additions wrap: no signed-overflow UB).
+#define HIRED_EMU_INTEGER_ATOMIC(name, member)                \
+  template <hired::emu::detail::AtomicInt T>                  \
+  T name(T* address, std::type_identity_t<T> value) {         \
+    return std::atomic_ref<T>(*address).member(value);        \
+  }
+HIRED_EMU_INTEGER_ATOMIC(atomicAdd, fetch_add)
+HIRED_EMU_INTEGER_ATOMIC(atomicSub, fetch_sub)
+HIRED_EMU_INTEGER_ATOMIC(atomicOr, fetch_or)
+HIRED_EMU_INTEGER_ATOMIC(atomicAnd, fetch_and)
+HIRED_EMU_INTEGER_ATOMIC(atomicXor, fetch_xor)
+HIRED_EMU_INTEGER_ATOMIC(atomicExch, exchange)
+#undef HIRED_EMU_INTEGER_ATOMIC
 inline float atomicAdd(float* address, float value) {
   return hired::emu::detail::atomic_update(address, [=](float old) { return old + value; });
 }
 inline double atomicAdd(double* address, double value) {
   return hired::emu::detail::atomic_update(address, [=](double old) { return old + value; });
-}
-template <hired::emu::detail::AtomicInt T>
-T atomicSub(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).fetch_sub(value);
 }
 template <hired::emu::detail::AtomicInt T>
 T atomicMax(T* address, std::type_identity_t<T> value) {
@@ -675,22 +680,6 @@ T atomicMax(T* address, std::type_identity_t<T> value) {
 template <hired::emu::detail::AtomicInt T>
 T atomicMin(T* address, std::type_identity_t<T> value) {
   return hired::emu::detail::atomic_update(address, [=](T old) { return std::min(old, value); });
-}
-template <hired::emu::detail::AtomicInt T>
-T atomicOr(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).fetch_or(value);
-}
-template <hired::emu::detail::AtomicInt T>
-T atomicAnd(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).fetch_and(value);
-}
-template <hired::emu::detail::AtomicInt T>
-T atomicXor(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).fetch_xor(value);
-}
-template <hired::emu::detail::AtomicInt T>
-T atomicExch(T* address, std::type_identity_t<T> value) {
-  return std::atomic_ref<T>(*address).exchange(value);
 }
 inline float atomicExch(float* address, float value) {
   return std::atomic_ref<float>(*address).exchange(value);

@@ -1,9 +1,9 @@
-// Per-partition top-k on the device: a block-level building block (BlockTopK, CUB style) and a
-// thin batch kernel (topk_kernel) on top of it.
+// Per-partition top-k on the device: BlockTopK, a block-level building block (CUB style) of
+// select_kernel (selection.cuh) and BlockBudget (budget.cuh).
 //
 // Contract of BlockTopK<BlockThreads, MaxTokens>::select(scores, n, k, eligible, out):
 // - Called by all BlockThreads threads of a 1-D block (blockDim.x == BlockThreads, a multiple
-//   of 32), with block-uniform arguments; n <= MaxTokens (default kTopKMaxTokens = 1024;
+//   of 32), with block-uniform arguments; n <= MaxTokens (default kSelectMaxTokens = 1024;
 //   LLaVA-Next has N = 576).
 // - Among the tokens j in [0, n) that `eligible` admits, picks the min(max(k, 0), eligible
 //   count) best-ranked ones: higher score first, the LOWER INDEX on equal scores — exactly
@@ -45,7 +45,7 @@ HIRED_HOST_DEVICE constexpr std::uint32_t order_key(float score) {
   return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
 }
 
-template <int BlockThreads, int MaxTokens = kTopKMaxTokens>
+template <int BlockThreads, int MaxTokens = kSelectMaxTokens>
 class BlockTopK {
  public:
   static_assert(BlockThreads % 32 == 0 && BlockThreads >= 32 && BlockThreads <= 1024,
@@ -119,7 +119,7 @@ class BlockTopK {
         }
         greater += in_bin;
       }
-      if (!HIRED_TEST_FAULT(skip_decision_barrier)) __syncthreads();
+      __syncthreads();  // the decision published
       prefix |= s_.digit << shift;
       mask |= 0xffu << shift;
       need -= s_.greater;
@@ -138,10 +138,9 @@ class BlockTopK {
     unsigned total = 0;
     const unsigned before = exclusive_sum(packed, total);
     unsigned above = before >> 16, tied = before & 0xffffu;
-    const int last = HIRED_TEST_FAULT(compaction_off_by_one) ? chunk - 1 : chunk;
     HIRED_UNROLL
     for (int i = 0; i < kItemsPerThread; ++i) {
-      if (i >= last || (mine >> i & 1u) == 0) continue;
+      if (i >= chunk || (mine >> i & 1u) == 0) continue;
       const std::uint32_t masked = key[i] & mask;
       if (masked > prefix) {
         out[above + (tied < need ? tied : need)] = first + i;
@@ -179,32 +178,5 @@ class BlockTopK {
 
   TempStorage& s_;
 };
-
-
-/// One block per row.
-inline dim3 topk_grid(const TopKParams& params) {
-  return dim3(static_cast<unsigned>(params.rows));
-}
-
-
-/// BlockTopK over a batch of rows, one block each; see TopKParams. Requires
-/// topk_supports<MaxTokens>(p) and blockDim.x == BlockThreads.
-template <int BlockThreads, int MaxTokens = kTopKMaxTokens>
-HIRED_KERNEL void __launch_bounds__(BlockThreads) topk_kernel(const TopKParams p) {
-  using TopK = BlockTopK<BlockThreads, MaxTokens>;
-  __shared__ typename TopK::TempStorage storage;
-  const std::int64_t row = blockIdx.x;
-  if (p.tokens < 0 || p.tokens > MaxTokens || blockDim.x != BlockThreads) {
-    // Checked on the host; with device asserts compiled out, fail visibly, write no indices.
-    HIRED_KERNEL_ASSERT(!"topk_kernel: unsupported n or block size");
-    if (threadIdx.x == 0) p.count[row] = -1;
-    return;
-  }
-  const Eligibility eligible =
-      p.boxes == nullptr ? Eligibility{} : Eligibility{p.side, p.boxes[row]};
-  const int count = TopK(storage).select(p.scores + row * p.score_stride, p.tokens, p.k[row],
-                                         eligible, p.kept + row * p.tokens);
-  if (threadIdx.x == 0) p.count[row] = count;
-}
 
 }  // namespace hired::kernels

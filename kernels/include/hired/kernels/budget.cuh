@@ -1,10 +1,12 @@
-// Per-image token budgets on the device (docs/DESIGN.md: reference mode section 3, exact mode section 4): one block per
-// image computes exactly what hired::allocate_reference / hired::allocate_exact compute on
-// the host (include/hired/budget.hpp), partition budget for partition budget, with no
-// allocation and no host synchronisation.
+// Per-image token budgets on the device (docs/DESIGN.md, sections 3 (reference mode) and 4
+// (exact mode)): BlockBudget, a block-level building block (CUB style) of select_kernel
+// (selection.cuh), computes exactly what hired::allocate_reference / hired::allocate_exact
+// compute on the host (include/hired/budget.hpp), partition budget for partition budget, with
+// no allocation and no host synchronisation.
 //
-// Inputs are prepared on the host from the batch layout (which the host knows without a
-// sync): one BudgetImage per image, see below. Per image the block
+// Its input is one BudgetImage, prepared on the host from the batch layout (which the host
+// knows without a sync), the batch's BudgetRule and the image's full-image init scores. The
+// block
 // 1. recomputes the split T -> (B0, S, K) with the core's formulas (hired/budget_formula.hpp,
 //    shared with the host),
 // 2. marks the K best full-image init scores with BlockTopK (higher score first, the lower
@@ -16,14 +18,13 @@
 //    counters (atomicAdd on unsigned long long, sm_60+), then one thread runs
 //    hired::apportion_capped with the unpad capacities and gives the leftover back to the
 //    full image (up to N),
-// 4. writes budgets[offset + 0 .. offset + P): the full image, then the tiles in raster order.
+// 4. leaves the P budgets in shared memory: the full image, then the tiles in raster order.
 //
-// Unsupported or invalid images (more than MaxTiles tiles, an inconsistent grid, reference
-// mode's division-by-zero cases K == 0 with S > 0 and N not split into equal bands, ...) are
-// not computed: the block writes -1 to every budget of the image (when P >= 1) and ORs
-// 1 << BudgetStatus into *invalid (when given). budget_image_status() is the same check as a
-// host function: a dispatcher runs it on its host copy of the images before the launch and
-// raises the core's error instead (so the flag only fires on a dispatcher bug).
+// Images it cannot compute (more than MaxTiles tiles, an inconsistent grid, reference mode's
+// division-by-zero cases K == 0 with S > 0 and N not split into equal bands, ...) are out of
+// its contract: budget_image_status() (params.hpp) says which, and why, as a status bit. A
+// caller runs it first: select_kernel flags such an image's partitions, a host dispatcher
+// raises the core's error before launching (so the flag only fires on a dispatcher bug).
 #pragma once
 
 #include "hired/apportion.hpp"
@@ -38,21 +39,15 @@
 
 namespace hired::kernels {
 
-/// One block per image.
-inline dim3 budget_grid(const BudgetParams& params) {
-  return dim3(static_cast<unsigned>(params.image_count));
-}
-
-/// The budgets of one image, computed by a whole block (steps 1-3 of the file comment): the
-/// building block of budget_kernel and of the fused selection (selection.cuh), which runs it
-/// once per partition. Contract of compute(p, image, init_full):
+/// The budgets of one image, computed by a whole block (see the file comment); select_kernel
+/// runs it once per partition. Contract of compute(rule, image, init_full):
 /// - called by all BlockThreads threads (blockDim.x == BlockThreads) with block-uniform
-///   arguments, for an image with budget_image_status<MaxTokens, MaxTiles>(p, image) == ok;
+///   arguments, for an image with budget_image_status<MaxTokens, MaxTiles>(rule, image) == 0;
 /// - `init_full` is the image's N full-image init scores (global or shared memory; only read
-///   when the tiles share a budget); p.init_scores and p.budgets are not used;
-/// - on return (after a barrier) every thread sees storage.budgets[0 .. P): the full image,
-///   then the tiles in raster order. The storage may be reused after a further barrier.
-template <int BlockThreads, int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
+///   when the tiles share a budget);
+/// - on return (after a barrier) every thread sees budgets()[0 .. P): the full image, then the
+///   tiles in raster order. The storage may be reused after a further barrier.
+template <int BlockThreads, int MaxTokens = kSelectMaxTokens, int MaxTiles = kBudgetMaxTiles>
 class BlockBudget {
  public:
   static_assert(MaxTiles > 0, "at least one tile");
@@ -68,16 +63,16 @@ class BlockBudget {
 
   HIRED_DEVICE explicit BlockBudget(TempStorage& storage) : s_(storage) {}
 
-  HIRED_DEVICE void compute(const BudgetParams& p, const BudgetImage& image,
+  HIRED_DEVICE void compute(const BudgetRule& rule, const BudgetImage& image,
                             const float* init_full) {
     using formula::min64;
     const int tid = static_cast<int>(threadIdx.x);
-    const std::int64_t tokens = p.tokens, partitions = image.partitions;
+    const std::int64_t tokens = rule.tokens, partitions = image.partitions;
     const std::int64_t tiles = partitions - 1;
-    const bool exact = p.mode == BudgetMode::exact;
+    const bool exact = rule.mode == BudgetMode::exact;
     const BudgetSplit s =
-        exact ? exact_formula::split(min64(image.total, partitions * tokens), tokens, p.alpha)
-              : reference_formula::split(partitions, tokens, p.rate, p.alpha);
+        exact ? exact_formula::split(min64(image.total, partitions * tokens), tokens, rule.alpha)
+              : reference_formula::split(partitions, tokens, rule.rate, rule.alpha);
 
     // With S <= 0 every tile gets 0 (exact: apportion_capped of 0 seats) and the full image B0.
     const bool marking = tiles > 0 && s.tiles > 0;
@@ -85,7 +80,7 @@ class BlockBudget {
     __syncthreads();  // zeros before the atomics (select may return without a barrier)
     int count = 0;
     if (marking)
-      count = TopK(s_.topk).select(init_full, p.tokens, static_cast<int>(s.marks),
+      count = TopK(s_.topk).select(init_full, rule.tokens, static_cast<int>(s.marks),
                                    Eligibility{}, s_.marked);
     __syncthreads();  // marked[] complete
 
@@ -94,7 +89,7 @@ class BlockBudget {
       for (int i = tid; i < count; i += BlockThreads)
         atomicAdd(&s_.accumulated[s_.marked[i] / band], 1ull);  // flat row-major bands
     } else if (marking) {
-      const std::int64_t n = p.side, tile = std::int64_t{p.tile_px} * p.side;
+      const std::int64_t n = rule.side, tile = std::int64_t{rule.tile_px} * rule.side;
       const std::int64_t rows = image.grid_rows, cols = image.grid_cols;
       for (int i = tid; i < count; i += BlockThreads) {
         const std::int64_t r = s_.marked[i] / n, c = s_.marked[i] % n;
@@ -118,7 +113,7 @@ class BlockBudget {
     }
     __syncthreads();  // accumulated[] complete
 
-    if (tid == 0) finish(p, image, s, marking);
+    if (tid == 0) finish(rule, image, s, marking);
     __syncthreads();  // budgets[] visible to every thread
   }
 
@@ -126,12 +121,12 @@ class BlockBudget {
 
  private:
   // One thread: the apportionment (exact) or the float32 band ratios (reference).
-  HIRED_DEVICE void finish(const BudgetParams& p, const BudgetImage& image, const BudgetSplit& s,
+  HIRED_DEVICE void finish(const BudgetRule& rule, const BudgetImage& image, const BudgetSplit& s,
                            bool marking) {
     using formula::min64;
-    const std::int64_t tokens = p.tokens, tiles = std::int64_t{image.partitions} - 1;
+    const std::int64_t tokens = rule.tokens, tiles = std::int64_t{image.partitions} - 1;
     std::int32_t* const budgets = s_.budgets;
-    if (p.mode != BudgetMode::exact) {
+    if (rule.mode != BudgetMode::exact) {
       budgets[0] = static_cast<std::int32_t>(s.full_image);
       for (std::int64_t i = 0; i < tiles; ++i)
         budgets[1 + i] = marking ? static_cast<std::int32_t>(reference_formula::tile_budget(
@@ -143,7 +138,7 @@ class BlockBudget {
     std::int64_t leftover = s.tiles;
     if (tiles > 0) {
       const EligibleBox& b = image.box;
-      const std::int64_t n = p.side;
+      const std::int64_t n = rule.side;
       for (std::int64_t i = 0; i < tiles; ++i) {
         const std::int64_t ti = i / image.grid_cols, tj = i % image.grid_cols;
         s_.capacity[i] = formula::overlap(b.row_begin, b.row_end, ti * n, (ti + 1) * n) *
@@ -161,31 +156,5 @@ class BlockBudget {
 
   TempStorage& s_;
 };
-
-/// The budgets of every image of a batch; see the file comment and BudgetParams. Requires
-/// blockDim.x == BlockThreads; images outside the supported range are flagged, not computed.
-template <int BlockThreads, int MaxTokens = kTopKMaxTokens, int MaxTiles = kBudgetMaxTiles>
-HIRED_KERNEL void __launch_bounds__(BlockThreads) budget_kernel(const BudgetParams p) {
-  using Budget = BlockBudget<BlockThreads, MaxTokens, MaxTiles>;
-  __shared__ typename Budget::TempStorage storage;
-
-  const int tid = static_cast<int>(threadIdx.x);
-  const BudgetImage image = p.images[blockIdx.x];
-  std::int32_t* const budgets = p.budgets + image.offset;
-  const BudgetStatus status = budget_image_status<MaxTokens, MaxTiles>(p, image);
-  if (status != BudgetStatus::ok || blockDim.x != BlockThreads) {  // block-uniform
-    if (image.partitions >= 1 && image.offset >= 0)
-      for (std::int64_t i = tid; i < image.partitions; i += blockDim.x) budgets[i] = -1;
-    if (tid == 0 && p.invalid != nullptr)
-      atomicOr(p.invalid, 1u << static_cast<int>(status == BudgetStatus::ok
-                                                     ? BudgetStatus::bad_params
-                                                     : status));
-    return;
-  }
-  Budget budget(storage);
-  budget.compute(p, image, p.init_scores + image.offset * p.score_stride);
-  for (std::int64_t i = tid; i < image.partitions; i += BlockThreads)
-    budgets[i] = budget.budgets()[i];
-}
 
 }  // namespace hired::kernels

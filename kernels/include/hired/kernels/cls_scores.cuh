@@ -1,29 +1,23 @@
-// CLS-row attention scores on the device (docs/DESIGN.md, section 2): s[p][j] = sum over heads h = 0, 1, ...
-// (ascending) of a[p][h][1 + j], the CLS query's attention to patch key j, in float.
+// CLS-row scores on the device (docs/DESIGN.md, section 2): s[p][j] = sum over heads h = 0, 1,
+// ... (ascending) of a[p][h][1 + j], the CLS query's attention to patch key j, in float. Two
+// block-level building blocks (CUB style) of select_kernel (selection.cuh), one per input:
 //
-// - cls_scores_kernel: from given attention rows a[rows][heads][N + 1]. Score j is the float
-//   sum ((0 + a[p][0][1+j]) + a[p][1][1+j]) + ..., exactly the additions hired::sum_heads
+// - block_head_sums: from given attention rows a[heads][N + 1]. Score j is the float sum
+//   ((0 + a[0][1+j]) + a[1][1+j]) + ..., exactly the additions hired::sum_heads
 //   (hired/scores.hpp) performs, so the result is bit-identical to the CPU path for float32,
 //   fp16 and bf16 inputs (16-bit values widen to float exactly). That needs IEEE addition with
 //   subnormals: never build kernels with --use_fast_math or -ftz=true.
-// - BlockQkScores (a block-level building block, CUB style) and cls_scores_qk_kernel on top of
-//   it: from q and k [rows][N + 1][heads * head_dim], CLS query row (t = 0) only, by the
+// - BlockQkScores: from q and k [N + 1][heads * head_dim], CLS query row (t = 0) only, by the
 //   arithmetic hired/qk_scores.hpp specifies (fma dot products in channel order, a
 //   max-subtracted softmax with qk_math::exp_nonpositive, the lane-strided sum of 32 partials,
 //   heads added in ascending order). Each operation is one IEEE rounding, never fused, so
 //   the scores equal hired::qk_scores' bit for bit on any GPU and in the emulator.
-//   select_kernel (selection.cuh) uses BlockQkScores too.
-//
-// Both kernels: one thread block per partition row, grid = cls_scores_grid(params), block =
-// BlockThreads threads (kClsScoresThreads in production), no dynamic shared memory.
 //
 // Element types: Element::f32 reads float; Element::f16 / Element::bf16 read raw 16-bit
 // patterns (std::uint16_t) converted with hired/half.hpp, so neither build needs CUDA's
-// __half types. Validation costs no host synchronisation: pass `invalid` (a device word the
-// caller zeroes) and the kernel ORs 1 into it when an input is out of contract (NaN, Inf or a
-// negative attention value, as sum_heads rejects; a non-finite logit for q/k); the scores are
-// then written but meaningless. It ORs 2 (and writes nothing) when cls_scores_qk_kernel gets a
-// shape beyond its template limits or a block that is not BlockThreads wide.
+// __half types. Both report, per thread, whether their inputs were in contract (finite and
+// non-negative attention, as sum_heads requires; finite q/k logits): the scores are then
+// written but meaningless, and select_kernel flags status::invalid_input.
 #pragma once
 
 #include "hired/kernels/device.hpp"
@@ -35,21 +29,25 @@
 
 namespace hired::kernels {
 
-/// One block per partition row.
-template <class Params>
-inline dim3 cls_scores_grid(const Params& params) {
-  return dim3(static_cast<unsigned>(params.rows));
-}
-
 namespace detail {
 
 // NaN fails both comparisons.
 HIRED_DEVICE bool finite_non_negative(float v) { return v >= 0.0f && v <= 3.40282347e38f; }
 
-/// One attention row's scores, by the block: thread t handles keys t, t + BlockThreads, ...
-/// (coalesced per head), summing the heads from +0 in ascending order as sum_heads does, and
-/// writes score j to out[j] (key 0 is only validated; out may be null to validate only).
-/// Returns, per thread, whether every value it read was finite and non-negative. No barrier.
+}  // namespace detail
+
+/// One attention row's scores, by the block.
+///
+/// Contract of block_head_sums<E, BlockThreads>(attention, head_stride, heads, tokens, out):
+/// - Called by all BlockThreads threads of a 1-D block (blockDim.x == BlockThreads) with
+///   block-uniform arguments; heads > 0, tokens > 0. Head h's key t is at
+///   attention[h * head_stride + t], t = 0..tokens (0: the CLS key).
+/// - Thread t handles keys t, t + BlockThreads, ... (coalesced per head), summing the heads
+///   from +0 in ascending order as sum_heads does, and writes score j to out[j] (global or
+///   shared memory) for key 1 + j; key 0 is only validated; out may be null to validate only.
+/// - Returns, per thread, whether every value it read was finite and non-negative; OR it over
+///   the block for the row's verdict.
+/// - No barrier and no shared memory: read other threads' scores only after a barrier.
 template <Element E, int BlockThreads>
 HIRED_DEVICE bool block_head_sums(const storage_t<E>* attention, std::int64_t head_stride,
                                   int heads, int tokens, float* out) {
@@ -58,25 +56,12 @@ HIRED_DEVICE bool block_head_sums(const storage_t<E>* attention, std::int64_t he
     float sum = 0.0f;
     for (int h = 0; h < heads; ++h) {
       const float v = to_float<E>(attention[h * head_stride + key]);
-      valid = valid && finite_non_negative(v);
+      valid = valid && detail::finite_non_negative(v);
       sum += v;
     }
     if (key > 0 && out != nullptr) out[key - 1] = sum;
   }
   return valid;
-}
-
-}  // namespace detail
-
-/// Scores from attention rows; see the file comment and detail::block_head_sums.
-template <Element E, int BlockThreads>
-HIRED_KERNEL void __launch_bounds__(BlockThreads) cls_scores_kernel(const ClsScoresParams<E> p) {
-  static_assert(BlockThreads >= 32 && BlockThreads <= 1024);
-  const std::int64_t row = blockIdx.x;
-  const bool valid = detail::block_head_sums<E, BlockThreads>(
-      p.attention + row * p.row_stride, p.head_stride, p.heads, p.tokens,
-      p.scores + row * p.score_stride);
-  if (!valid && p.invalid != nullptr) atomicOr(p.invalid, 1u);
 }
 
 namespace detail {
@@ -115,8 +100,7 @@ struct alignas(16)
 /// next head's query is loaded while warp 0 sums. A key's head slice is read 16 bytes at a time
 /// when k, its token stride and head_dim allow it (a contiguous or qkv-chunked fp16 k does),
 /// else element by element; the products are added in channel order either way.
-template <int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
-          int MaxHeadDim = kClsScoresQkMaxHeadDim>
+template <int BlockThreads, int MaxTokens = kSelectMaxTokens, int MaxHeadDim = kSelectMaxHeadDim>
 class BlockQkScores {
  public:
   static_assert(BlockThreads % 32 == 0 && BlockThreads >= 32 && BlockThreads <= 1024,
@@ -146,8 +130,7 @@ class BlockQkScores {
     using Vector = detail::Vector16<storage_t<E>>;
     constexpr int kVector = Vector::kSize;
     const bool vectors = head_dim % kVector == 0 && k_token_stride % kVector == 0 &&
-                         reinterpret_cast<std::uintptr_t>(k) % 16 == 0 &&
-                         !HIRED_TEST_FAULT(qk_dot_off_by_one);
+                         reinterpret_cast<std::uintptr_t>(k) % 16 == 0;
     float score[kKeysPerThread];
     float value[kKeysPerThread];
     HIRED_UNROLL
@@ -173,8 +156,7 @@ class BlockQkScores {
               dot = fma(query[c0 + j], to_float<E>(chunk.v[j]), dot);
           }
         } else {
-          const int channels = HIRED_TEST_FAULT(qk_dot_off_by_one) ? head_dim - 1 : head_dim;
-          for (int c = 0; c < channels; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
+          for (int c = 0; c < head_dim; ++c) dot = fma(query[c], to_float<E>(key[c]), dot);
         }
         value[i] = mul(dot, scale);
         all_finite = all_finite && finite(value[i]);
@@ -193,8 +175,7 @@ class BlockQkScores {
         value[i] = exp_nonpositive(add(value[i], -max));
         s_.exponentials[t] = value[i];
       }
-      // The exponentials complete.
-      if (!HIRED_TEST_FAULT(qk_skip_exponentials_barrier)) __syncthreads();
+      __syncthreads();  // the exponentials complete
       if (tid < 32) {
         float partial = 0.0f;
         for (int t = lane; t < keys; t += 32) partial = add(partial, s_.exponentials[t]);
@@ -224,27 +205,5 @@ class BlockQkScores {
  private:
   TempStorage& s_;
 };
-
-/// Scores from the CLS query and the keys; see the file comment and BlockQkScores. Requires
-/// cls_scores_qk_supports<MaxTokens, MaxHeadDim>(p) and blockDim.x == BlockThreads.
-template <Element E, int BlockThreads, int MaxTokens = kClsScoresQkMaxTokens,
-          int MaxHeadDim = kClsScoresQkMaxHeadDim>
-HIRED_KERNEL void __launch_bounds__(BlockThreads, 1)  // one block per row: few blocks
-    cls_scores_qk_kernel(const ClsScoresQkParams<E> p) {
-  using Scores = BlockQkScores<BlockThreads, MaxTokens, MaxHeadDim>;
-  __shared__ typename Scores::TempStorage storage;
-  if (!(p.tokens > 0 && p.tokens <= MaxTokens && p.heads > 0 && p.head_dim > 0 &&
-        p.head_dim <= MaxHeadDim && blockDim.x == BlockThreads)) {
-    // Checked on the host; with device asserts compiled out, fail visibly, write nothing.
-    HIRED_KERNEL_ASSERT(!"cls_scores_qk_kernel: unsupported shape or block size");
-    if (p.invalid != nullptr && threadIdx.x == 0) atomicOr(p.invalid, 2u);
-    return;
-  }
-  const std::int64_t row = blockIdx.x;
-  const bool finite = Scores(storage).template scores<E>(
-      p.q + row * p.q_row_stride, p.k + row * p.k_row_stride, p.k_token_stride, p.heads,
-      p.head_dim, p.tokens, p.scale, p.scores + row * p.score_stride);
-  if (!finite && p.invalid != nullptr) atomicOr(p.invalid, 1u);
-}
 
 }  // namespace hired::kernels

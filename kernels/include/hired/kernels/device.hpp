@@ -32,13 +32,3 @@
 #else
 #define HIRED_UNROLL
 #endif
-
-// Test-only fault injection for tests/emulation/broken_kernels_test.cpp, which defines
-// HIRED_TEST_FAULTS and a namespace hired_test_faults of bool flags before including a
-// kernel header (in its own executable: the faulty templates must not meet the real ones in one
-// link). Everywhere else a hook is the constant false and compiles away.
-#if defined(HIRED_TEST_FAULTS)
-#define HIRED_TEST_FAULT(name) (::hired_test_faults::name)
-#else
-#define HIRED_TEST_FAULT(name) false
-#endif

@@ -1,8 +1,9 @@
 // Host side of the fused selection (selection.cuh): from the core's view of a batch (image
 // layouts, vision grid, DropConfig) to the kernels' per-image parameters, the workspace size
-// and — where geometry alone decides them — the output sizes. Plain C++ (no CUDA): a
-// dispatcher fills device buffers from it. Every check raises hired::Error naming the
-// argument, with the core's own message where the core would reject the input too.
+// and — where geometry alone decides them — the output sizes (plan_selection), and from such
+// a plan to the parameters of the two launches (select_params, pack_params). Plain C++ (no
+// CUDA): a dispatcher fills device buffers from it. Every check raises hired::Error naming
+// the argument, with the core's own message where the core would reject the input too.
 #pragma once
 
 #include "hired/budget.hpp"
@@ -63,8 +64,8 @@ inline std::int64_t selection_workspace_bytes(std::int64_t partitions, std::int6
 
 /// Everything the host knows about a fused selection before launching it.
 struct SelectionPlan {
-  std::vector<BudgetImage> images;        // copy to the device: SelectParams / PackParams
-  BudgetParams budget;                    // images and the unused pointers left null
+  std::vector<BudgetImage> images;        // copy to the device: select_params / pack_params
+  BudgetRule rule;                        // N, the grid and the budget split
   std::int32_t partitions = 0;            // sum P: select_kernel's grid
   std::int64_t workspace_bytes = 0;
   std::vector<std::int64_t> requested;    // [B]: T of each image, as Selection::requested
@@ -116,22 +117,19 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
     check(offset <= INT32_MAX, "num_partitions: {} partitions in all is too many", offset);
   }
   plan.partitions = static_cast<std::int32_t>(offset);
-  plan.budget = {.score_stride = tokens,
-                 .image_count = static_cast<std::int32_t>(images.size()),
-                 .tokens = static_cast<std::int32_t>(tokens),
-                 .side = static_cast<std::int32_t>(vision.side),
-                 .tile_px = static_cast<std::int32_t>(vision.tile_px),
-                 .mode = exact ? BudgetMode::exact : BudgetMode::reference,
-                 .rate = config.budget.is_rate() ? config.budget.rate_value() : 0.0,
-                 .alpha = config.alpha};
+  plan.rule = {.tokens = static_cast<std::int32_t>(tokens),
+               .side = static_cast<std::int32_t>(vision.side),
+               .tile_px = static_cast<std::int32_t>(vision.tile_px),
+               .mode = exact ? BudgetMode::exact : BudgetMode::reference,
+               .rate = config.budget.is_rate() ? config.budget.rate_value() : 0.0,
+               .alpha = config.alpha};
   plan.workspace_bytes = SelectionWorkspace::layout(plan.partitions, tokens, vision.side).bytes;
 
   // An image the kernels would flag: let the core say why, with its own message (those
   // checks depend on geometry only, so any valid scores give the same error).
   const std::vector<float> zeros(static_cast<std::size_t>(tokens), 0.0f);
   for (std::size_t b = 0; b < images.size(); ++b) {
-    if (budget_image_status<MaxTokens, MaxTiles>(plan.budget, plan.images[b]) == BudgetStatus::ok)
-      continue;
+    if (budget_image_status<MaxTokens, MaxTiles>(plan.rule, plan.images[b]) == 0) continue;
     if (exact) allocate_exact(zeros, images[b], vision, plan.requested[b], config.alpha);
     else allocate_reference(zeros, images[b], tokens, config.budget.rate_value(), config.alpha);
     fail("images[{}]: the CUDA kernels cannot compute this image's budget", b);
@@ -140,7 +138,8 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
   for (std::size_t b = 0; b < images.size(); ++b) {
     const ImageLayout& image = images[b];
     const EligibleBox& box = plan.images[b].box;
-    const std::int64_t box_rows = image.partitions == 1 ? 1 : formula::max64(box.row_end - box.row_begin, 0);
+    const std::int64_t box_rows =
+        image.partitions == 1 ? 1 : formula::max64(box.row_end - box.row_begin, 0);
     const std::int64_t box_area =
         image.partitions == 1 ? 0 : box_rows * formula::max64(box.col_end - box.col_begin, 0);
     plan.max_kept += image.partitions * tokens;
@@ -152,6 +151,37 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
       plan.rows.push_back(kept + (newline == NewlinePolicy::every_row ? box_rows : 0));
   }
   return plan;
+}
+
+/// Launch 1's parameters for `plan`'s batch, scoring `input`: `images` is the device copy of
+/// plan.images, `workspace` device memory of `workspace_bytes` (plan.workspace_bytes).
+template <SelectInput Input>
+SelectParams<Input> select_params(const SelectionPlan& plan, const Input& input,
+                                  const BudgetImage* images, void* workspace,
+                                  std::int64_t workspace_bytes) {
+  return {.input = input,
+          .images = images,
+          .image_count = static_cast<std::int32_t>(plan.images.size()),
+          .partitions = plan.partitions,
+          .rule = plan.rule,
+          .workspace = workspace,
+          .workspace_bytes = workspace_bytes};
+}
+
+/// Launch 2's parameters for the same batch and workspace, packing by `newline`, with no
+/// outputs yet: the caller sets csr and/or rows (and totals, status) before launch_pack.
+/// The column chunk is kPackColumnChunk.
+inline PackParams pack_params(const SelectionPlan& plan, const BudgetImage* images,
+                              const void* workspace, std::int64_t workspace_bytes,
+                              NewlinePolicy newline) {
+  return {.images = images,
+          .image_count = static_cast<std::int32_t>(plan.images.size()),
+          .partitions = plan.partitions,
+          .tokens = plan.rule.tokens,
+          .side = plan.rule.side,
+          .newline = pack_newline(newline),
+          .workspace = workspace,
+          .workspace_bytes = workspace_bytes};
 }
 
 }  // namespace hired::kernels

@@ -1,7 +1,7 @@
-// The whole selection of a batch in two launches (docs/DESIGN.md, section 5), no allocation, no host
-// synchronisation, capturable in a CUDA graph. It computes exactly what the CPU path computes:
-// hired::sum_heads + hired::select_tokens (budgets, kept indices) and hired::pack_plan + a
-// gather (packed features in LLaVA-Next order).
+// The whole selection of a batch in two launches (docs/DESIGN.md, section 5), no allocation,
+// no host synchronisation, capturable in a CUDA graph. It computes exactly what the CPU path
+// computes: hired::sum_heads or hired::qk_scores + hired::select_tokens (budgets, kept
+// indices) and hired::pack_plan + a gather (packed features in LLaVA-Next order).
 //
 // Launch 1, select_kernel (SelectParams): one block per partition, grid sum P. Block p
 // 1. scores its image's full-image row of layer l_init and recomputes the image's budgets
@@ -14,8 +14,8 @@
 //    token row (row_counts) and as a row mask.
 // The scores come from attention rows (AttentionInput: heads summed as sum_heads does; every
 // value of row p of both layers is validated, NaN, Inf or a negative value sets
-// invalid_attention) or from the CLS queries and keys (QueryKeyInput: BlockQkScores, the
-// arithmetic of hired/qk_scores.hpp; a non-finite logit sets invalid_attention).
+// status::invalid_input) or from the CLS queries and keys (QueryKeyInput: BlockQkScores, the
+// arithmetic of hired/qk_scores.hpp; a non-finite logit sets status::invalid_input).
 // Launch 2, pack_kernel (PackParams): grid (sum P, feature chunks). Every block derives its
 // offsets from the O(sum P) workspace metadata (a block-wide pass over all partitions: kept
 // counts before it, packed rows before its image and before its tile row), so no block waits
@@ -27,8 +27,9 @@
 //
 // Status: select_kernel writes one status word per partition; pack_kernel ORs them with its
 // own checks (layout, capacities, missing image_newline) and block (0, 0) stores the result
-// in *status (selection_status bits). A too-small workspace or output is reported there and
-// nothing is written out of bounds. The host launchers check what they can first.
+// in *status (the status bits of params.hpp). A too-small workspace or output is reported
+// there and nothing is written out of bounds. The host launchers (launch.hpp) check what they
+// can first.
 #pragma once
 
 #include "hired/kernels/block_topk.cuh"
@@ -107,9 +108,10 @@ inline dim3 select_grid(const SelectParams<Input>& params) {
 
 /// One block per (partition, column chunk of the feature rows).
 inline dim3 pack_grid(const PackParams& params) {
-  const bool copies = params.features != nullptr && params.dim > 0 && params.chunk > 0;
+  const PackRows& rows = params.rows;
+  const bool copies = rows.features != nullptr && rows.dim > 0 && params.chunk > 0;
   return dim3(static_cast<unsigned>(params.partitions),
-              copies ? static_cast<unsigned>((params.dim + params.chunk - 1) / params.chunk) : 1u);
+              copies ? static_cast<unsigned>((rows.dim + params.chunk - 1) / params.chunk) : 1u);
 }
 
 namespace detail {
@@ -194,9 +196,10 @@ struct SelectScores<QueryKeyInput<E>, BlockThreads, MaxTokens> {
 
 /// Launch 1; see the file comment. Requires blockDim.x == BlockThreads (else the partition is
 /// flagged unsupported). Writes nothing when the launch-wide checks fail (pack_kernel reports
-/// them). One block per SM suffices (the grid is sum P blocks, fewer than the SMs of a GPU), so
-/// the registers may be as many as one block allows: ptxas otherwise kept the q/k variant
-/// under 128 and spilled on sm_61.
+/// them). __launch_bounds__(BlockThreads, 1): the grid is sum P blocks, fewer than the SMs of
+/// a GPU, so one resident block per SM suffices and the kernel may use every register one
+/// block can have; the q/k variant needs more than 128 per thread to run without spills on
+/// sm_61.
 template <class Input, int BlockThreads, int MaxTokens = kSelectMaxTokens,
           int MaxTiles = kBudgetMaxTiles>
 HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectParams<Input> p) {
@@ -208,26 +211,25 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   __shared__ float scores[MaxTokens];
   __shared__ std::int32_t row_counts[32];
 
-  const BudgetParams& bp = p.budget;
+  const BudgetRule& rule = p.rule;
   const int tid = static_cast<int>(threadIdx.x);
   const std::int64_t partition = blockIdx.x;
-  const std::int32_t tokens = bp.tokens, side = bp.side;
-  if (!selection_supports<MaxTokens>(p.partitions, bp.image_count, tokens, side) ||
+  const std::int32_t tokens = rule.tokens, side = rule.side;
+  if (!selection_supports<MaxTokens>(p.partitions, p.image_count, tokens, side) ||
       p.workspace == nullptr || partition >= p.partitions)
     return;
   const SelectionWorkspace layout = SelectionWorkspace::layout(p.partitions, tokens, side);
   if (p.workspace_bytes < layout.bytes) return;
   const detail::WorkspaceView<true> ws(p.workspace, layout);
 
-  const BudgetImage image = bp.images[detail::image_of(bp.images, bp.image_count, partition)];
+  const BudgetImage image = p.images[detail::image_of(p.images, p.image_count, partition)];
   const std::int64_t index = partition - image.offset;  // within the image
   unsigned status = 0;
   if (blockDim.x != BlockThreads || image.offset < 0 || index < 0 || index >= image.partitions ||
       image.offset + image.partitions > p.partitions || !Scores::supported(p.input))
-    status |= selection_status::unsupported;
-  else if (const BudgetStatus s = budget_image_status<MaxTokens, MaxTiles>(bp, image);
-           s != BudgetStatus::ok)
-    status |= 1u << static_cast<int>(s);
+    status = status::unsupported;
+  else
+    status = budget_image_status<MaxTokens, MaxTiles>(rule, image);
   if (status != 0) return detail::flag_partition<BlockThreads>(ws, partition, side, status);
 
   // 1. The image's budgets from its full-image init scores.
@@ -236,19 +238,19 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads, 1) select_kernel(const SelectP
   bool valid = score.init(p.input, image.offset, partition, tokens, scores);
   __syncthreads();  // scores[] complete
   Budget budget(budget_storage);
-  budget.compute(bp, image, scores);  // ends with a barrier: scores[] may be overwritten
+  budget.compute(rule, image, scores);  // ends with a barrier: scores[] may be overwritten
   const std::int32_t k = budget.budgets()[index];
 
   // 2. This partition's final scores and its kept tokens.
   valid = score.final(p.input, partition, tokens, scores) && valid;
   if (__syncthreads_or(!valid))  // also the barrier after which scores[] is complete
     return detail::flag_partition<BlockThreads>(ws, partition, side,
-                                                selection_status::invalid_attention);
+                                                status::invalid_input);
   const std::int32_t cols = image.grid_cols;
   const std::int32_t ti = index > 0 ? static_cast<std::int32_t>((index - 1) / cols) : 0;
   const std::int32_t tj = index > 0 ? static_cast<std::int32_t>((index - 1) % cols) : 0;
   const EligibleBox local = detail::tile_box(image.box, ti, tj, side);
-  const Eligibility eligible = bp.mode == BudgetMode::exact && index > 0
+  const Eligibility eligible = rule.mode == BudgetMode::exact && index > 0
                                    ? Eligibility{side, local}
                                    : Eligibility{};
   std::int32_t* const kept = ws.kept + partition * tokens;
@@ -336,23 +338,26 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   const bool reporter = blockIdx.x == 0 && blockIdx.y == 0 && tid == 0;
   const std::int64_t partition = blockIdx.x;
   const std::int32_t tokens = p.tokens, side = p.side;
-  const bool csr = p.budgets != nullptr;
-  const bool packing = p.lengths != nullptr;
-  const bool copying = p.features != nullptr;
+  const PackCsr& csr = p.csr;
+  const PackRows& out = p.rows;
+  const bool writes_csr = csr.budgets != nullptr;
+  const bool packing = out.lengths != nullptr;
+  const bool copying = out.features != nullptr;
 
   // Launch-wide checks: every block gets the same answer.
   unsigned status = 0;
   const SelectionWorkspace layout = SelectionWorkspace::layout(p.partitions, tokens, side);
   if (!selection_supports<MaxTokens>(p.partitions, p.image_count, tokens, side) ||
       blockDim.x != BlockThreads || p.images == nullptr ||
-      (csr && ((p.kept == nullptr && p.kept_capacity > 0) || p.kept_offsets == nullptr ||
-               p.partition_offsets == nullptr)) ||
-      (packing && p.source_rows == nullptr && p.rows_capacity > 0) ||
-      (copying && (!packing || (p.packed == nullptr && p.rows_capacity > 0) || p.dim <= 0 ||
-                   p.chunk <= 0 || p.feature_row_stride < p.dim)))
-    status = selection_status::unsupported;
+      (writes_csr && ((csr.kept == nullptr && csr.kept_capacity > 0) ||
+                      csr.kept_offsets == nullptr || csr.partition_offsets == nullptr)) ||
+      (packing && out.source_rows == nullptr && out.rows_capacity > 0) ||
+      (copying && (!packing || (out.packed == nullptr && out.rows_capacity > 0) ||
+                   out.dim <= 0 || p.chunk <= 0 || out.row_stride < out.dim ||
+                   out.element_bytes != static_cast<std::int32_t>(sizeof(Word)))))
+    status = status::unsupported;
   else if (p.workspace == nullptr || p.workspace_bytes < layout.bytes)
-    status = selection_status::workspace_too_small;
+    status = status::workspace_too_small;
   if (status != 0) {
     if (reporter && p.status != nullptr) *p.status = status;
     return;
@@ -372,7 +377,7 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   if (tid < sum_count) sums[tid] = 0;
   if (tid == 0) status_bits = 0;
   if (__syncthreads_or(bad_layout)) {
-    if (reporter && p.status != nullptr) *p.status = selection_status::unsupported;
+    if (reporter && p.status != nullptr) *p.status = status::unsupported;
     return;
   }
 
@@ -414,45 +419,44 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
   __syncthreads();
   status = status_bits;
   const auto total = [&](Sum s) { return static_cast<std::int64_t>(sums[s]); };
-  if (csr && total(kept_total) > p.kept_capacity) status |= selection_status::kept_capacity;
-  if (packing && total(rows_total) > p.rows_capacity) status |= selection_status::rows_capacity;
-  if (copying && total(newlines_total) > 0 && p.image_newline == nullptr)
-    status |= selection_status::missing_newline;
+  if (writes_csr && total(kept_total) > csr.kept_capacity) status |= status::kept_capacity;
+  if (packing && total(rows_total) > out.rows_capacity) status |= status::rows_capacity;
+  if (copying && total(newlines_total) > 0 && out.image_newline == nullptr)
+    status |= status::missing_newline;
   if (reporter) {
     if (p.status != nullptr) *p.status = status;
-    if (p.totals != nullptr && (status & selection_status::fatal) == 0) {
+    if (p.totals != nullptr && (status & status::fatal) == 0) {
       p.totals[0] = total(kept_total);
       p.totals[1] = total(rows_total);
     }
   }
-  if ((status & selection_status::fatal) != 0) return;
+  if ((status & status::fatal) != 0) return;
 
   const std::int32_t count = ws.count[partition];
   const std::int32_t* const kept = ws.kept + partition * tokens;
 
   // CSR: sized by sum P and B except `kept`, which needs the capacity.
-  if (csr && blockIdx.y == 0) {
+  if (writes_csr && blockIdx.y == 0) {
     const std::int64_t before = total(kept_before);
     if (tid == 0) {
-      p.budgets[partition] = count;
-      p.kept_offsets[partition] = before;
-      if (index == 0) p.partition_offsets[b] = image.offset;
+      csr.budgets[partition] = count;
+      csr.kept_offsets[partition] = before;
+      if (index == 0) csr.partition_offsets[b] = image.offset;
       if (partition == p.partitions - 1) {
-        p.kept_offsets[p.partitions] = total(kept_total);
-        p.partition_offsets[p.image_count] = p.partitions;
+        csr.kept_offsets[p.partitions] = total(kept_total);
+        csr.partition_offsets[p.image_count] = p.partitions;
       }
     }
-    const std::int32_t copied = HIRED_TEST_FAULT(pack_compaction_off_by_one) ? count - 1 : count;
-    if ((status & selection_status::kept_capacity) == 0)
-      for (std::int32_t i = tid; i < copied; i += BlockThreads) p.kept[before + i] = kept[i];
+    if ((status & status::kept_capacity) == 0)
+      for (std::int32_t i = tid; i < count; i += BlockThreads) csr.kept[before + i] = kept[i];
   }
-  if (!packing || (status & selection_status::rows_capacity) != 0) return;
+  if (!packing || (status & status::rows_capacity) != 0) return;
 
   // Packing: this partition's items (packed position, source row or -1) in shared memory.
   const std::int64_t image_start = total(rows_before_image);
   const std::int64_t tokens64 = tokens;
   if (index == 0) {
-    if (blockIdx.y == 0 && tid == 0) p.lengths[b] = total(rows_image);
+    if (blockIdx.y == 0 && tid == 0) out.lengths[b] = total(rows_image);
     for (std::int32_t i = tid; i < count; i += BlockThreads) {
       item_pos[i] = image_start + i;
       item_source[i] = partition * tokens64 + kept[i];
@@ -530,24 +534,22 @@ HIRED_KERNEL void __launch_bounds__(BlockThreads) pack_kernel(const PackParams p
 
   if (blockIdx.y == 0)
     for (std::int32_t i = tid; i < items; i += BlockThreads)
-      if (item_pos[i] >= 0 && item_pos[i] < p.rows_capacity)  // true unless the workspace lies
-        p.source_rows[item_pos[i]] = item_source[i];
+      if (item_pos[i] >= 0 && item_pos[i] < out.rows_capacity)  // unless the workspace lies
+        out.source_rows[item_pos[i]] = item_source[i];
   if (!copying) return;
   const std::int64_t begin = std::int64_t{blockIdx.y} * p.chunk;
-  const std::int64_t end = begin + p.chunk < p.dim ? begin + p.chunk : p.dim;
+  const std::int64_t end = begin + p.chunk < out.dim ? begin + p.chunk : out.dim;
   if (end <= begin) return;
-  const Word* const features = static_cast<const Word*>(p.features);
-  const Word* const newline = static_cast<const Word*>(p.image_newline);
-  Word* const packed = static_cast<Word*>(p.packed);
-  const std::int64_t dim = p.dim;
+  const Word* const features = static_cast<const Word*>(out.features);
+  const Word* const newline = static_cast<const Word*>(out.image_newline);
+  Word* const packed = static_cast<Word*>(out.packed);
+  const std::int64_t dim = out.dim;
   // Item by item, the block's threads over the columns: coalesced, and no 64-bit division.
-  const std::int64_t last_end = HIRED_TEST_FAULT(pack_gather_off_by_one) ? end - 1 : end;
   for (std::int32_t i = 0; i < items; ++i) {
     const std::int64_t source = item_source[i], row = item_pos[i];
-    if (row < 0 || row >= p.rows_capacity) continue;
-    const Word* const from = source >= 0 ? features + source * p.feature_row_stride : newline;
-    const std::int64_t stop = i == items - 1 ? last_end : end;
-    for (std::int64_t column = begin + tid; column < stop; column += BlockThreads)
+    if (row < 0 || row >= out.rows_capacity) continue;
+    const Word* const from = source >= 0 ? features + source * out.row_stride : newline;
+    for (std::int64_t column = begin + tid; column < end; column += BlockThreads)
       packed[row * dim + column] = from[column];
   }
 }
