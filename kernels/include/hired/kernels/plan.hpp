@@ -13,6 +13,7 @@
 #include "hired/kernels/params.hpp"
 #include "hired/layout.hpp"
 #include "hired/selection.hpp"
+#include "hired/token_count.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -104,13 +105,7 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
           image.grid.tiles(), MaxTiles);
     check(!packing || image.partitions == 1 || image.image_size.has_value(),
           "image_sizes: needed to unpad the tile grid of image {} when packing", b);
-    const std::int64_t total =
-        !exact ? reference_formula::split(image.partitions, tokens, config.budget.rate_value(),
-                                          config.alpha)
-                     .total
-        : config.budget.is_rate()
-            ? exact_formula::total(image.partitions, tokens, config.budget.rate_value())
-            : config.budget.tokens_value();
+    const std::int64_t total = requested_budget(image, tokens, config);
     plan.images.push_back(make_budget_image(image, vision, offset, total));
     plan.requested.push_back(total);
     offset += image.partitions;
@@ -145,10 +140,11 @@ SelectionPlan plan_selection(std::span<const ImageLayout> images, const VisionGr
     plan.max_kept += image.partitions * tokens;
     plan.max_rows += tokens + box_area + (newline == NewlinePolicy::none ? 0 : box_rows);
     if (!exact) continue;
-    const std::int64_t kept = formula::min64(plan.requested[b], tokens + box_area);
-    plan.kept.push_back(kept);
-    if (newline != NewlinePolicy::kept_rows)
-      plan.rows.push_back(kept + (newline == NewlinePolicy::every_row ? box_rows : 0));
+    DropConfig counted = config;  // kept does not depend on the policy; kept_rows' rows do on the scores
+    counted.newline = newline == NewlinePolicy::kept_rows ? NewlinePolicy::none : newline;
+    const ImageCount count = exact_image_count(image, vision, counted);
+    plan.kept.push_back(count.kept);
+    if (newline != NewlinePolicy::kept_rows) plan.rows.push_back(count.rows);
   }
   return plan;
 }
