@@ -1,7 +1,7 @@
 // hired::TokenDropper: validates the tensors, then hands them to the CPU path (host_path.cpp,
 // through the torch-free core) or, for CUDA tensors in a build with hired's kernels, to the
-// CUDA path (cuda_path.cpp). Without the kernels, CUDA inputs are selected on the host and the
-// results go back to the input's device.
+// CUDA path (cuda_select.cpp, cuda_gather.cpp). Without the kernels, CUDA inputs are selected
+// on the host and the results go back to the input's device.
 #include "hired/torch/token_dropper.hpp"
 
 #include "dispatch.hpp"

@@ -42,7 +42,7 @@ std::vector<ImageLayout> image_layouts(const ImageBatch& images);
 class HostSelection;
 namespace detail {
 struct HostSelectionState;  // host_selection.hpp
-struct DeviceSelection;     // what a CUDA selection keeps for gather (cuda_path.cpp)
+struct DeviceSelection;     // what a CUDA selection keeps for gather (device_selection.hpp)
 class PlanCache;            // per-layout device parameters of the CUDA path (plan_cache.hpp)
 HostSelection lazy_host_selection_of(std::shared_ptr<HostSelectionState> state);
 }  // namespace detail

@@ -1,8 +1,8 @@
-#include "cuda_path.hpp"
-
+// The CUDA path's selection: select_kernel and pack_kernel's CSR part on the current stream,
+// two launches for a whole batch (hired/kernels/selection.cuh), from attention rows or q/k.
 #include "cuda_check.hpp"
-#include "hired/kernels/launch.hpp"
-#include "hired/kernels/plan.hpp"
+#include "cuda_path.hpp"
+#include "device_selection.hpp"
 #include "hired/qk_scores.hpp"
 #include "host_path.hpp"
 #include "host_selection.hpp"
@@ -14,51 +14,9 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <functional>
-#include <numeric>
 
-namespace hired {
-namespace detail {
-
-/// What a CUDA selection keeps alive for gather(), check() and the host copy.
-struct DeviceSelection {
-  kernels::SelectionPlan plan;
-  Mode mode = Mode::exact;
-  VisionGrid vision;
-  std::vector<ImageLayout> layouts;
-  std::vector<at::Tensor> inputs;         // as select_kernel reads them
-  std::function<void()> explain_invalid;  // raises the CPU path's error for invalid inputs
-  at::Tensor images;                      // the BudgetImages on the device (PlanCache's)
-  at::Tensor workspace;                   // select_kernel's output, pack_kernel's input
-  at::Tensor status;                      // int32 [1], written by select()'s pack_kernel launch
-};
-
+namespace hired::detail {
 namespace {
-
-namespace K = kernels;
-
-bool kernel_dtype(at::ScalarType t) {
-  return t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
-}
-
-std::int64_t sum(const std::vector<std::int64_t>& v) {
-  return std::accumulate(v.begin(), v.end(), std::int64_t{0});
-}
-
-/// Raises the error behind a kernel status word (0: nothing). Invalid attention gets the CPU
-/// path's message (the host check is re-run on the error path only).
-void raise_status(int word, const DeviceSelection& d, NewlinePolicy policy) {
-  const auto status = static_cast<unsigned>(word);
-  if (status == 0) return;
-  if ((status & K::status::invalid_input) != 0) d.explain_invalid();
-  check((status & K::status::missing_newline) == 0,
-        "image_newline: required by the newline policy '{}'", to_string(policy));
-  fail<InternalError>("CUDA selection: the kernels reported status {:#x}, which the host checks "
-                      "should have prevented", status);
-}
-
-const K::BudgetImage* device_images(const DeviceSelection& d) {
-  return static_cast<const K::BudgetImage*>(d.images.const_data_ptr());
-}
 
 /// select_kernel on `input` (AttentionInput or QueryKeyInput) for the batch of `d`.
 template <K::SelectInput Input>
@@ -66,17 +24,6 @@ cudaError_t launch_select_on(const Input& input, const DeviceSelection& d, cudaS
   return K::launch_select(K::select_params(d.plan, input, device_images(d),
                                            d.workspace.data_ptr(), d.workspace.numel()),
                           stream);
-}
-
-/// pack_kernel's parameters for the batch of `d`, without outputs.
-K::PackParams pack_params(const DeviceSelection& d, NewlinePolicy policy) {
-  return K::pack_params(d.plan, device_images(d), d.workspace.const_data_ptr(),
-                        d.workspace.numel(), policy);
-}
-
-/// A device word as pack_kernel's status pointer.
-unsigned* status_word(const at::Tensor& status) {
-  return reinterpret_cast<unsigned*>(status.data_ptr<std::int32_t>());
 }
 
 template <K::Element E>
@@ -248,77 +195,4 @@ TokenSelection select_cuda(const QueryKeys& init, const QueryKeys& final,
   return select_on_device(std::move(input), std::move(layouts), vision, config, cache);
 }
 
-bool gathers_on_device(const DeviceSelection& d, const at::Tensor& features) {
-  check_features(features, d.plan.partitions, d.vision.tokens());
-  return features.is_cuda() && kernel_dtype(features.scalar_type()) && features.size(2) > 0;
-}
-
-PackedFeatures gather_cuda(const DeviceSelection& d, const at::Tensor& features,
-                           const std::optional<at::Tensor>& image_newline, NewlinePolicy policy) {
-  const K::SelectionPlan& plan = d.plan;
-  const at::Device device = features.device();
-  check(device == d.workspace.device(), "features: on {}, but the selection is on {}",
-        device.str(), d.workspace.device().str());
-  for (std::size_t b = 0; b < d.layouts.size(); ++b)
-    check(d.layouts[b].partitions == 1 || d.layouts[b].image_size.has_value(),
-          "image_sizes: needed to unpad the tile grid of image {} when packing", b);
-  const c10::cuda::CUDAGuard guard(device);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
-
-  const at::Tensor source = features.contiguous();
-  const std::int64_t dim = source.size(2);
-  // Newline rows: known from geometry when the rows are; otherwise the kernel flags a missing
-  // image_newline and the synchronising path below raises the CPU path's error.
-  const bool needs_newline = plan.rows_known() ? sum(plan.rows) > sum(plan.kept)
-                                               : policy != NewlinePolicy::none;
-  at::Tensor newline;
-  if (image_newline.has_value() && image_newline->defined() && policy != NewlinePolicy::none) {
-    check_newline(image_newline, source);
-    newline = image_newline->to(source.scalar_type()).contiguous();
-  } else {
-    check(!needs_newline || !plan.rows_known(),
-          "image_newline: required by the newline policy '{}'", to_string(policy));
-  }
-
-  const std::int64_t capacity = plan.rows_known() ? sum(plan.rows) : plan.max_rows;
-  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong).device(device);
-  PackedFeatures out;
-  out.features = at::empty({capacity, dim}, source.options());
-  out.source_rows = at::empty({capacity}, longs);
-  out.lengths = at::empty({static_cast<std::int64_t>(d.layouts.size())}, longs);
-  out.status = at::empty({1}, at::TensorOptions().dtype(at::kInt).device(device));
-  const at::Tensor totals = at::empty({2}, longs);
-  K::PackParams pack = pack_params(d, policy);
-  pack.rows = {.features = source.const_data_ptr(),
-               .row_stride = dim,
-               .element_bytes = static_cast<std::int32_t>(source.element_size()),
-               .image_newline = newline.defined() ? newline.const_data_ptr() : nullptr,
-               .dim = static_cast<std::int32_t>(dim),
-               .packed = out.features.data_ptr(),
-               .source_rows = out.source_rows.data_ptr<std::int64_t>(),
-               .rows_capacity = capacity,
-               .lengths = out.lengths.data_ptr<std::int64_t>()};
-  pack.totals = totals.data_ptr<std::int64_t>();
-  pack.status = status_word(out.status);
-  check_cuda(K::launch_pack(pack, stream), "pack_kernel");
-  if (!plan.rows_known()) {  // the one synchronisation: the row count depends on the scores
-    const at::Tensor host_totals = totals.cpu();
-    raise_status(out.status.item<std::int32_t>(), d, policy);
-    const std::int64_t rows = host_totals[1].item<std::int64_t>();
-    out.features = out.features.narrow(0, 0, rows);
-    out.source_rows = out.source_rows.narrow(0, 0, rows);
-  }
-  return out;
-}
-
-void raise_pack_status(unsigned status) {
-  check((status & K::status::invalid_input) == 0,
-        "init_cls_attn / final_cls_attn: NaN, Inf or negative attention values; "
-        "selection.check() names the first");
-  check((status & K::status::missing_newline) == 0,
-        "image_newline: required by the newline policy");
-  check<InternalError>(status == 0, "gather: the CUDA kernels reported status {:#x}", status);
-}
-
-}  // namespace detail
-}  // namespace hired
+}  // namespace hired::detail
