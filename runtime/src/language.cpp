@@ -4,11 +4,11 @@
 #include "hired/llava/language.hpp"
 
 #include "hired/error.hpp"
+#include "hired/llava/stopwatch.hpp"
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -26,10 +26,6 @@ at::Tensor repeat_kv(const at::Tensor& x, std::int64_t groups) {
   if (groups == 1) return x;
   const auto s = x.sizes();
   return x.unsqueeze(2).expand({s[0], s[1], groups, s[2], s[3]}).reshape({s[0], s[1] * groups, s[2], s[3]});
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 }  // namespace
@@ -163,7 +159,7 @@ Generation generate_greedy(const LanguageModel& model, const at::Tensor& embeds,
         "max_new_tokens: a {}-token prompt + {} new tokens exceed max_position_embeddings {}",
         max_len, options.max_new_tokens, config.max_position_embeddings);
 
-  const auto start = std::chrono::steady_clock::now();
+  const Stopwatch timer;
   const at::Device device = model.options().device;
   const auto long_options = at::TensorOptions(at::kLong).device(device);
   // Left-pad: row b's positions 0..len-1 end at column max_len - 1.
@@ -188,7 +184,7 @@ Generation generate_greedy(const LanguageModel& model, const at::Tensor& embeds,
   for (std::int64_t step = 0; step < options.max_new_tokens; ++step) {
     const at::Tensor next = logits.argmax(-1);
     const at::Tensor host = next.to(at::kCPU);  // synchronises: the tokens are known here
-    if (step == 0) out.prefill_seconds = seconds_since(start);
+    if (step == 0) out.prefill_seconds = timer.seconds();
     bool all_done = true;
     for (std::int64_t b = 0; b < batch; ++b) {
       if (done[b]) continue;
@@ -202,7 +198,7 @@ Generation generate_greedy(const LanguageModel& model, const at::Tensor& embeds,
     key_valid = at::cat({key_valid, at::ones({batch, 1}, key_valid.options())}, 1);
     logits = model.forward(model.embed(next.unsqueeze(1)), positions, key_valid, cache);
   }
-  out.total_seconds = seconds_since(start);
+  out.total_seconds = timer.seconds();
   return out;
 }
 

@@ -5,21 +5,17 @@
 #include "hired/error.hpp"
 #include "hired/io/image.hpp"
 #include "hired/io/safetensors.hpp"
+#include "hired/llava/stopwatch.hpp"
 
 #include <ATen/ATen.h>
 
 #include <array>
-#include <chrono>
 
 namespace hired::llava {
 namespace {
 
 using io::SafeTensors;
 using io::TensorView;
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 void check_supported(const LlavaNextConfig& config) {
   check(config.vision_feature_select_strategy == "default",
@@ -127,18 +123,18 @@ EncodedImages LlavaNextModel::encode_images(const ImageInputs& images,
         images.pixel_values.dim() == 4 ? images.pixel_values.size(0) : -1, partitions);
 
   EncodedImages out;
-  const auto vision_start = std::chrono::steady_clock::now();
+  const Stopwatch vision_time;
   const std::array<std::int64_t, 2> capture{0, config_.feature_layer_index()};
   const VisionOutput vision = vision_->forward(
       images.pixel_values, dropper ? std::span<const std::int64_t>(capture) : std::span<const std::int64_t>());
-  out.vision_seconds = seconds_since(vision_start);
+  out.vision_seconds = vision_time.seconds();
 
-  const auto project_start = std::chrono::steady_clock::now();
+  const Stopwatch projection_time;
   const auto project = [this](const at::Tensor& x) { return projector_->forward(x); };
   out.rows = dropper ? hired_llava_next(*dropper, vision.features, vision.cls_attention[0],
                                         vision.cls_attention[1], batch, project, image_newline_)
                      : stock_llava_next(vision.features, batch, project, image_newline_);
-  out.projection_seconds = seconds_since(project_start);
+  out.projection_seconds = projection_time.seconds();
   return out;
 }
 
