@@ -33,6 +33,26 @@ inline std::int64_t parse_int(std::string_view flag, std::string_view text) {
   return value;
 }
 
+/// A seed: a non-negative integer.
+inline std::uint64_t parse_seed(std::string_view flag, std::string_view text) {
+  const std::int64_t seed = parse_int(flag, text);
+  check(seed >= 0, "{}: {} must be non-negative", flag, seed);
+  return static_cast<std::uint64_t>(seed);
+}
+
+/// Calls `on_argument(arg, value)` for every argument in order; `value()` consumes and returns
+/// the next argument as the flag's value (hired::Error naming the flag when there is none).
+template <typename OnArgument>
+void for_each_argument(int argc, char** argv, OnArgument on_argument) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    on_argument(arg, [&]() -> std::string_view {
+      check(i + 1 < argc, "{}: missing value", arg);
+      return argv[++i];
+    });
+  }
+}
+
 /// "1,2,3" -> {1, 2, 3}; empty items are errors.
 template <typename Parse>
 auto parse_list(std::string_view flag, std::string_view text, Parse parse) {

@@ -4,6 +4,7 @@
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
+#include "hired/llava/stopwatch.hpp"
 #include "hired/io/image.hpp"
 #include "hired/io/tokenizer.hpp"
 #include "hired/io/safetensors.hpp"
@@ -13,7 +14,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -62,31 +62,17 @@ struct Options {
   std::optional<fs::path> dump;
 };
 
-at::ScalarType parse_dtype(std::string_view text) {
-  if (text == "fp32" || text == "float32") return at::kFloat;
-  if (text == "fp16" || text == "float16") return at::kHalf;
-  if (text == "bf16" || text == "bfloat16") return at::kBFloat16;
-  fail("--dtype: '{}' is not fp32, fp16 or bf16", text);
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   hired::cli::DropFlags drop;
   bool seed_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const auto value = [&]() -> std::string_view {
-      check(i + 1 < argc, "{}: missing value", arg);
-      return argv[++i];
-    };
-    if (drop.consume(arg, value)) continue;
+  hired::cli::for_each_argument(argc, argv, [&](std::string_view arg, auto value) {
+    if (drop.consume(arg, value)) return;
     if (arg == "--model") o.model_dir = fs::path(value());
     else if (arg == "--preset") o.preset = std::string(value());
     else if (arg == "--random-weights") o.random_weights = true;
     else if (arg == "--seed") {
-      const std::int64_t seed = hired::cli::parse_int(arg, value());
-      check(seed >= 0, "--seed: {} must be non-negative", seed);
-      o.seed = static_cast<std::uint64_t>(seed);
+      o.seed = hired::cli::parse_seed(arg, value());
       seed_given = true;
     } else if (arg == "--image") o.images.emplace_back(value());
     else if (arg == "--pixel-values") o.pixel_values = fs::path(value());
@@ -96,17 +82,14 @@ Options parse(int argc, char** argv) {
       o.max_new_tokens = hired::cli::parse_int(arg, value());
       check(o.max_new_tokens >= 1, "--max-new-tokens: {} must be at least 1", o.max_new_tokens);
     } else if (arg == "--ignore-eos") o.ignore_eos = true;
-    else if (arg == "--dtype") o.dtype = parse_dtype(value());
-    else if (arg == "--device") {
-      const std::string_view d = value();
-      check(d == "cpu" || d == "cuda", "--device: '{}' is not cpu or cuda", d);
-      o.device = d == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA);
-    } else if (arg == "--dump") o.dump = fs::path(value());
+    else if (arg == "--dtype") o.dtype = hired::llava::parse_dtype(arg, value());
+    else if (arg == "--device") o.device = hired::llava::parse_device(arg, value());
+    else if (arg == "--dump") o.dump = fs::path(value());
     else if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       std::exit(0);
     } else fail("{}: unknown argument (see --help)", arg);
-  }
+  });
   check(o.model_dir.has_value() != o.preset.has_value(), "--model, --preset: give exactly one");
   check(!o.preset || o.random_weights, "--preset: needs --random-weights (presets have no weights)");
   check(!o.model_dir || !o.random_weights, "--random-weights: only with --preset");
@@ -114,7 +97,6 @@ Options parse(int argc, char** argv) {
   check(o.images.empty() != !o.pixel_values.has_value(), "--image, --pixel-values: give one of them");
   check(!(o.prompt && o.prompt_ids), "--prompt, --prompt-ids: give one, not both");
   if (drop.any_given()) o.drop = drop.config();
-  check(o.device.is_cpu() || at::hasCUDA(), "--device cuda: this LibTorch build sees no CUDA device");
   return o;
 }
 
@@ -125,12 +107,10 @@ class Progress {
   void operator()(fmt::format_string<Args...> format, Args&&... args) const {
     fmt::print(stderr, "[{:7.2f} s] {}\n", seconds(), fmt::format(format, std::forward<Args>(args)...));
   }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
+  double seconds() const { return clock_.seconds(); }
 
  private:
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  hired::llava::Stopwatch clock_;
 };
 
 int run(const Options& o) {
@@ -174,12 +154,11 @@ int run(const Options& o) {
 
   std::optional<hired::TokenDropper> dropper;
   if (o.drop) dropper.emplace(*o.drop);
-  const auto start = std::chrono::steady_clock::now();
+  const hired::llava::Stopwatch encode_time;
   const hired::llava::EncodedImages encoded = model.encode_images(images, dropper ? &*dropper : nullptr);
   const std::vector<std::vector<std::int64_t>> prompts{prompt};
   const hired::llava::PromptEmbeddings input = model.merge(prompts, encoded);
-  const double encode_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double encode_seconds = encode_time.seconds();
   progress("vision {:.3f} s, {} + projector {:.3f} s: {} visual tokens, {} LLM input tokens",
            encoded.vision_seconds, dropper ? "HiRED" : "stock packing", encoded.projection_seconds,
            encoded.rows.visual_tokens[0], input.lengths[0]);

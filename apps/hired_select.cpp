@@ -43,14 +43,9 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   hired::cli::DropFlags drop(/*newline_flag=*/false);
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::string_view {
-      hired::check(i + 1 < argc, "{}: missing value", arg);
-      return argv[++i];
-    };
+  hired::cli::for_each_argument(argc, argv, [&](std::string_view arg, auto value) {
     if (drop.consume(arg, value)) {
-      continue;
+      return;
     } else if (arg == "--tile-size") {
       o.tile_px = hired::cli::parse_int(arg, value());
       hired::check(o.tile_px > 0, "--tile-size: {} must be positive", o.tile_px);
@@ -62,7 +57,7 @@ Options parse(int argc, char** argv) {
       hired::check(o.input.empty(), "{}: only one INPUT file is accepted", arg);
       o.input = arg;
     }
-  }
+  });
   hired::check(!o.input.empty(), "INPUT: missing safetensors file");
   o.config = drop.config();
   return o;

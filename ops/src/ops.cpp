@@ -271,20 +271,17 @@ TORCH_LIBRARY(hired, m) {
 }
 
 // CPU and CUDA tensors both go to the adapter, which picks the path by device.
-TORCH_LIBRARY_IMPL(hired, CPU, m) {
+namespace {
+void register_tensor_ops(torch::Library& m) {
   m.impl("select", &select);
   m.impl("select_qk", &select_qk);
   m.impl("gather", &gather);
   m.impl("pack_rows", &pack_rows);
   m.impl("cls_attention", &cls_attention);
 }
+}  // namespace
 
-TORCH_LIBRARY_IMPL(hired, CUDA, m) {
-  m.impl("select", &select);
-  m.impl("select_qk", &select_qk);
-  m.impl("gather", &gather);
-  m.impl("pack_rows", &pack_rows);
-  m.impl("cls_attention", &cls_attention);
-}
+TORCH_LIBRARY_IMPL(hired, CPU, m) { register_tensor_ops(m); }
+TORCH_LIBRARY_IMPL(hired, CUDA, m) { register_tensor_ops(m); }
 
 }  // namespace hired::ops

@@ -22,6 +22,29 @@
 #include <string_view>
 
 namespace hired::llava {
+
+at::ScalarType parse_dtype(std::string_view what, std::string_view name) {
+  if (name == "fp32" || name == "float32") return at::kFloat;
+  if (name == "fp16" || name == "float16") return at::kHalf;
+  if (name == "bf16" || name == "bfloat16") return at::kBFloat16;
+  fail("{}: '{}' is not fp32, fp16 or bf16", what, name);
+}
+
+at::Device parse_device(std::string_view what, std::string_view name) {
+  check(name == "cpu" || name == "cuda", "{}: '{}' is not cpu or cuda", what, name);
+  check(name == "cpu" || at::hasCUDA(), "{} {}: this LibTorch build sees no CUDA device", what, name);
+  return name == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA);
+}
+
+std::string dtype_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "fp32";
+    case at::kHalf: return "fp16";
+    case at::kBFloat16: return "bf16";
+    default: return c10::toString(dtype);
+  }
+}
+
 using io::Dtype;
 using io::SafeTensors;
 using io::TensorView;

@@ -11,12 +11,23 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hired::llava {
 
 /// How a random tensor is initialised (checkpoints ignore it).
 enum class Init { normal, ones, zeros };
+
+/// The floating-point dtype `name` ("fp32" or "float32", "fp16" or "float16", "bf16" or
+/// "bfloat16"); hired::Error naming `what` (e.g. "--dtype") otherwise.
+at::ScalarType parse_dtype(std::string_view what, std::string_view name);
+/// "fp32", "fp16", "bf16" (or the dtype's own name for others): the short names parse_dtype reads.
+std::string dtype_name(at::ScalarType dtype);
+
+/// "cpu" or "cuda"; hired::Error naming `what` for another name, or for cuda when this
+/// LibTorch sees no CUDA device.
+at::Device parse_device(std::string_view what, std::string_view name);
 
 struct WeightOptions {
   at::ScalarType dtype = at::kFloat;  // every tensor is converted to this dtype...
