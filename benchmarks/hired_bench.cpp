@@ -6,8 +6,9 @@
 //   hired_bench --preset llava-next-7b --batch 1,4 --budgets 1.0,0.4,0.2,0.1   # CUDA, fp16
 //   hired_bench --model DIR --device cuda --dtype fp16 --json out.json --plot out.png
 //
-// Method (DESIGN §4): per row, `--warmup` unmeasured runs, then `--reps` measured runs; the
-// medians are reported with their spread (min..max). TTFT = vision tower + selection +
+// Method (docs/DESIGN.md, "Performance method"): `--warmup` unmeasured runs of every row, then
+// `--reps` rounds that each run every row once, interleaved (see measure_rows); medians with
+// their spread (min..max). TTFT = vision tower + selection +
 // projector + merge + LLM prefill up to the first token; throughput = generated tokens / total
 // generation time (the paper's definition, all rows of the batch); decode tok/s = tokens after
 // the first / decode time. Peak memory: the CUDA caching allocator's peak on GPU, the growth
@@ -16,6 +17,7 @@
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
+#include "hired/llava/stopwatch.hpp"
 #include "hired/io/tokenizer.hpp"
 #include "reference_selection.hpp"
 
@@ -37,7 +39,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,7 +58,7 @@ using hired::llava::LlavaNextModel;
 constexpr std::string_view usage =
     "usage: hired_bench [--preset mini|llava-next-7b | --model DIR] [--budgets 1.0,0.2]\n"
     "                   [--batch 1[,4]] [--image PATH] [--device cpu|cuda] [--dtype fp32|fp16|bf16]\n"
-    "                   [--max-new-tokens 15] [--warmup 1] [--reps 3] [--alpha 0.5]\n"
+    "                   [--max-new-tokens 15] [--warmup 1] [--reps 5] [--alpha 0.5]\n"
     "                   [--mode exact|reference] [--seed S] [--json FILE] [--plot FILE.png]\n"
     "                   [--no-selection]\n"
     "\n"
@@ -72,37 +73,21 @@ struct Options {
   fs::path image = HIRED_SAMPLE_IMAGE;
   std::optional<at::Device> device;
   std::optional<at::ScalarType> dtype;
-  std::int64_t max_new_tokens = 15, warmup = 1, reps = 3;
+  std::int64_t max_new_tokens = 15, warmup = 1, reps = 5;
   hired::DropConfig drop;
   std::uint64_t seed = 0;
   std::optional<fs::path> json, plot;
   bool selection = true;
 };
 
-at::ScalarType parse_dtype(std::string_view text) {
-  if (text == "fp32") return at::kFloat;
-  if (text == "fp16") return at::kHalf;
-  if (text == "bf16") return at::kBFloat16;
-  fail("--dtype: '{}' is not fp32, fp16 or bf16", text);
-}
-
-std::string dtype_name(at::ScalarType t) {
-  return t == at::kFloat ? "fp32" : t == at::kHalf ? "fp16" : "bf16";
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   hired::cli::DropFlags drop;
   bool preset_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const auto value = [&]() -> std::string_view {
-      check(i + 1 < argc, "{}: missing value", arg);
-      return argv[++i];
-    };
+  hired::cli::for_each_argument(argc, argv, [&](std::string_view arg, auto value) {
     if (drop.consume(arg, value)) {
       check(!drop.budget_given(), "{}: budgets are given by --budgets", arg);
-      continue;
+      return;
     }
     if (arg == "--preset") {
       o.preset = std::string(value());
@@ -117,11 +102,8 @@ Options parse(int argc, char** argv) {
       o.batches = hired::cli::parse_list(arg, value(), hired::cli::parse_int);
       for (const std::int64_t b : o.batches) check(b >= 1 && b <= 64, "--batch: {} is outside [1, 64]", b);
     } else if (arg == "--image") o.image = fs::path(value());
-    else if (arg == "--device") {
-      const std::string_view d = value();
-      check(d == "cpu" || d == "cuda", "--device: '{}' is not cpu or cuda", d);
-      o.device = d == "cpu" ? at::Device(at::kCPU) : at::Device(at::kCUDA);
-    } else if (arg == "--dtype") o.dtype = parse_dtype(value());
+    else if (arg == "--device") o.device = hired::llava::parse_device(arg, value());
+    else if (arg == "--dtype") o.dtype = hired::llava::parse_dtype(arg, value());
     else if (arg == "--max-new-tokens") {
       o.max_new_tokens = hired::cli::parse_int(arg, value());
       check(o.max_new_tokens >= 1, "--max-new-tokens: {} must be at least 1", o.max_new_tokens);
@@ -132,9 +114,7 @@ Options parse(int argc, char** argv) {
       o.reps = hired::cli::parse_int(arg, value());
       check(o.reps >= 1, "--reps: {} must be at least 1", o.reps);
     } else if (arg == "--seed") {
-      const std::int64_t s = hired::cli::parse_int(arg, value());
-      check(s >= 0, "--seed: {} must be non-negative", s);
-      o.seed = static_cast<std::uint64_t>(s);
+      o.seed = hired::cli::parse_seed(arg, value());
     } else if (arg == "--json") o.json = fs::path(value());
     else if (arg == "--plot") o.plot = fs::path(value());
     else if (arg == "--no-selection") o.selection = false;
@@ -142,7 +122,7 @@ Options parse(int argc, char** argv) {
       std::cout << usage;
       std::exit(0);
     } else fail("{}: unknown argument (see --help)", arg);
-  }
+  });
   o.drop = drop.config();
   check(!(preset_given && o.model_dir), "--model, --preset: give one, not both");
   if (!o.model_dir) (void)LlavaNextConfig::preset(o.preset);  // names an unknown preset
@@ -152,15 +132,13 @@ Options parse(int argc, char** argv) {
   const bool big = !o.model_dir && o.preset != "mini";
   if (!o.device) o.device = big ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   if (!o.dtype) o.dtype = o.device->is_cuda() ? at::kHalf : at::kFloat;
-  check(o.device->is_cpu() || at::hasCUDA(), "--device cuda: this LibTorch build sees no CUDA device");
+  check(o.device->is_cpu() || at::hasCUDA(),
+        "--preset {}: runs on CUDA unless --device cpu is given, and this LibTorch build sees no "
+        "CUDA device", o.preset);
   return o;
 }
 
 void say(const std::string& text) { fmt::print(stderr, "hired_bench: {}\n", text); }
-
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 // --- memory -------------------------------------------------------------------------------
 
@@ -296,11 +274,11 @@ Run run_once(const LlavaNextModel& model, const hired::llava::ImageInputs& image
   const at::Device device = model.options().device;
   PeakMemory memory(device);
   synchronize(device);
-  const auto start = std::chrono::steady_clock::now();
+  const hired::llava::Stopwatch encode_time;
   const hired::llava::EncodedImages encoded = model.encode_images(images, dropper);
   const hired::llava::PromptEmbeddings input = model.merge(prompts, encoded);
   synchronize(device);
-  const double encode = seconds_since(start);
+  const double encode = encode_time.seconds();
   hired::llava::GenerationOptions options;
   options.max_new_tokens = new_tokens;
   options.stop_at_eos = false;  // the paper's fixed 15 new tokens
@@ -342,53 +320,97 @@ struct Row {
   double flops = 0, ceiling = 1;  // ceiling: FLOPs of the batch's 100% row / this row's
 };
 
-Row measure(const LlavaNextModel& model, const Options& o, double budget, std::int64_t batch,
-            const hired::llava::ImageInputs& one_image, const std::vector<std::int64_t>& prompt) {
+/// A row while it is measured: its inputs and the samples of its runs so far.
+struct RowRun {
   Row row;
-  row.budget = budget;
-  row.batch = batch;
   hired::llava::ImageInputs images;
-  images.pixel_values = one_image.pixel_values.repeat({batch, 1, 1, 1});
-  images.image_sizes = one_image.image_sizes.repeat({batch, 1});
-  images.num_partitions = one_image.num_partitions.repeat({batch});
-  const std::vector<std::vector<std::int64_t>> prompts(static_cast<std::size_t>(batch), prompt);
-  std::optional<hired::TokenDropper> dropper;
+  std::vector<std::vector<std::int64_t>> prompts;
+  std::optional<hired::TokenDropper> dropper;  // none: stock LLaVA-Next (the 100% row)
+  std::vector<double> ttft, throughput, decode_rate, vision;
+};
+
+RowRun prepare_row(const Options& o, double budget, std::int64_t batch,
+                   const hired::llava::ImageInputs& one_image, const std::vector<std::int64_t>& prompt) {
+  RowRun r;
+  r.row.budget = budget;
+  r.row.batch = batch;
+  r.images.pixel_values = one_image.pixel_values.repeat({batch, 1, 1, 1});
+  r.images.image_sizes = one_image.image_sizes.repeat({batch, 1});
+  r.images.num_partitions = one_image.num_partitions.repeat({batch});
+  r.prompts.assign(static_cast<std::size_t>(batch), prompt);
   if (budget < 1.0) {
     hired::DropConfig c = o.drop;
     c.budget = hired::Budget::rate(budget);
-    dropper.emplace(c);
+    r.dropper.emplace(c);
   }
-  std::vector<double> ttft, throughput, decode_rate, vision;
+  return r;
+}
+
+/// Runs a row once and keeps the sample unless it is a warm-up. A row that runs out of
+/// memory is marked and left out of the later rounds.
+void run_row(const LlavaNextModel& model, const Options& o, RowRun& r, std::string_view stage) {
+  Row& row = r.row;
+  if (row.out_of_memory) return;
+  say(fmt::format("{}: batch {} budget {:.0f}%", stage, row.batch, row.budget * 100));
   try {
-    for (std::int64_t i = 0; i < o.warmup + o.reps; ++i) {
-      say(fmt::format("batch {} budget {:.0f}%: {} {}/{}", batch, budget * 100,
-                      i < o.warmup ? "warm-up" : "run", i < o.warmup ? i + 1 : i - o.warmup + 1,
-                      i < o.warmup ? o.warmup : o.reps));
-      const Run r = run_once(model, images, prompts, dropper ? &*dropper : nullptr, o.max_new_tokens);
-      if (i < o.warmup) continue;
-      ttft.push_back(r.ttft);
-      throughput.push_back(double(r.generated) / r.total);
-      decode_rate.push_back(double(r.generated - batch) / std::max(r.decode, 1e-9));
-      vision.push_back(r.vision);
-      row.visual_tokens = r.visual_tokens;
-      row.image_rows = r.image_rows;
-      row.prompt_tokens = r.prompt_tokens;
-      row.peak_bytes = std::max(row.peak_bytes, r.peak_bytes);
-    }
-  } catch (const c10::OutOfMemoryError& e) {
+    const Run run = run_once(model, r.images, r.prompts, r.dropper ? &*r.dropper : nullptr,
+                             o.max_new_tokens);
+    if (stage.starts_with("warm-up")) return;
+    r.ttft.push_back(run.ttft);
+    r.throughput.push_back(double(run.generated) / run.total);
+    r.decode_rate.push_back(double(run.generated - row.batch) / std::max(run.decode, 1e-9));
+    r.vision.push_back(run.vision);
+    row.visual_tokens = run.visual_tokens;
+    row.image_rows = run.image_rows;
+    row.prompt_tokens = run.prompt_tokens;
+    row.peak_bytes = std::max(row.peak_bytes, run.peak_bytes);
+  } catch (const c10::OutOfMemoryError&) {
     row.out_of_memory = true;
     row.error = "out of memory";
-    say(fmt::format("batch {} budget {:.0f}%: out of memory", batch, budget * 100));
-    return row;
+    say(fmt::format("batch {} budget {:.0f}%: out of memory", row.batch, row.budget * 100));
   }
-  row.ttft = Stat::of(ttft);
-  row.throughput = Stat::of(throughput);
-  row.decode_rate = Stat::of(decode_rate);
-  row.vision = Stat::of(vision);
-  const std::int64_t partitions = one_image.num_partitions.sum().item<std::int64_t>() * batch;
-  row.flops = vision_flops(model.config(), partitions) +
-              double(batch) * prefill_flops(model.config(), row.visual_tokens, row.prompt_tokens);
-  return row;
+}
+
+/// Every row of the table, measured interleaved so that a burst of load on a shared machine
+/// lands on all rows alike rather than on one: a warm-up of each row, then `--reps` rounds,
+/// each running every row once, in alternating order (forward, backward, ...) so that a slow
+/// drift of the machine's speed does not favour the rows that come first.
+std::vector<Row> measure_rows(const LlavaNextModel& model, const Options& o,
+                              const hired::llava::ImageInputs& one_image,
+                              const std::vector<std::int64_t>& prompt) {
+  std::vector<RowRun> runs;
+  for (const std::int64_t batch : o.batches)
+    for (const double budget : o.budgets) runs.push_back(prepare_row(o, budget, batch, one_image, prompt));
+  for (std::int64_t i = 0; i < o.warmup; ++i)
+    for (RowRun& r : runs) run_row(model, o, r, fmt::format("warm-up {}/{}", i + 1, o.warmup));
+  for (std::int64_t round = 0; round < o.reps; ++round) {
+    const std::string stage = fmt::format("round {}/{}", round + 1, o.reps);
+    if (round % 2 == 0)
+      for (RowRun& r : runs) run_row(model, o, r, stage);
+    else
+      for (auto r = runs.rbegin(); r != runs.rend(); ++r) run_row(model, o, *r, stage);
+  }
+
+  std::vector<Row> rows;
+  const std::int64_t partitions_per_image = one_image.num_partitions.sum().item<std::int64_t>();
+  for (RowRun& r : runs) {
+    Row& row = r.row;
+    if (!row.out_of_memory) {
+      row.ttft = Stat::of(r.ttft);
+      row.throughput = Stat::of(r.throughput);
+      row.decode_rate = Stat::of(r.decode_rate);
+      row.vision = Stat::of(r.vision);
+      row.flops = vision_flops(model.config(), partitions_per_image * row.batch) +
+                  double(row.batch) * prefill_flops(model.config(), row.visual_tokens, row.prompt_tokens);
+    }
+    rows.push_back(row);
+  }
+  // Each batch's first row is its 100% row (the budgets are sorted, 1.0 first).
+  for (std::size_t first = 0; first < rows.size(); first += o.budgets.size())
+    for (std::size_t i = first; i < first + o.budgets.size(); ++i)
+      if (!rows[i].out_of_memory && !rows[first].out_of_memory && rows[i].flops > 0)
+        rows[i].ceiling = rows[first].flops / rows[i].flops;
+  return rows;
 }
 
 // --- selection overhead -------------------------------------------------------------------
@@ -412,10 +434,10 @@ SelectionOverhead measure_selection(const Options& o) {
   const hired::TokenDropper dropper(exact);
   std::vector<double> ours, ours_qk, theirs;
   const auto timed = [&](const auto& run) {
-    const auto t = std::chrono::steady_clock::now();
+    const hired::llava::Stopwatch timer;
     (void)run();
     synchronize(*o.device);
-    return seconds_since(t);
+    return timer.seconds();
   };
   for (std::int64_t i = 0; i < o.warmup + std::max<std::int64_t>(o.reps, 5); ++i) {
     const double a = timed([&] { return hired_bench::hired_selection(in, dropper); });
@@ -484,7 +506,7 @@ int run(const Options& o) {
   if (o.device->is_cpu()) cpu_allocator();  // before the weights, so they are counted
   const hired::llava::WeightOptions weights{*o.dtype, *o.device};
   std::optional<hired::io::Tokenizer> tokenizer;
-  const auto start = std::chrono::steady_clock::now();
+  const hired::llava::Stopwatch load_time;
   const LlavaNextModel model = [&] {
     if (o.model_dir) {
       say(fmt::format("loading {}", o.model_dir->string()));
@@ -493,10 +515,10 @@ int run(const Options& o) {
       return LlavaNextModel::load(*o.model_dir, weights);
     }
     say(fmt::format("preset {} with random weights (seed {}), {} on {}", o.preset, o.seed,
-                    dtype_name(*o.dtype), o.device->str()));
+                    hired::llava::dtype_name(*o.dtype), o.device->str()));
     return LlavaNextModel::random(LlavaNextConfig::preset(o.preset), o.seed, weights);
   }();
-  say(fmt::format("model ready in {:.1f} s", seconds_since(start)));
+  say(fmt::format("model ready in {:.1f} s", load_time.seconds()));
   const std::filesystem::path image_path[] = {o.image};
   hired::llava::ImageInputs image = hired::llava::read_images(image_path, model.config());
   image.pixel_values = image.pixel_values.to(*o.device, *o.dtype);
@@ -504,23 +526,18 @@ int run(const Options& o) {
       tokenizer ? tokenizer->encode_prompt(hired::llava::default_prompt(1), model.config().image_token_id)
                 : hired::llava::default_prompt_ids(1, model.config());
 
-  std::vector<Row> rows;
-  for (const std::int64_t batch : o.batches) {
-    const std::size_t first = rows.size();
-    for (const double budget : o.budgets) rows.push_back(measure(model, o, budget, batch, image, prompt));
-    for (std::size_t i = first; i < rows.size(); ++i)
-      if (!rows[i].out_of_memory && !rows[first].out_of_memory && rows[i].flops > 0)
-        rows[i].ceiling = rows[first].flops / rows[i].flops;
-  }
+  const std::vector<Row> rows = measure_rows(model, o, image, prompt);
   std::optional<SelectionOverhead> selection;
   if (o.selection) selection = measure_selection(o);
 
   const auto& c = model.config();
-  fmt::print("hired_bench: {} ({}), {} on {}, {} image {}, {} new tokens, greedy; medians of {} runs after {} warm-up\n",
+  fmt::print("hired_bench: {} ({}), {} on {}, {} image {}, {} new tokens, greedy\n"
+             "timing: {} warm-up run(s) of every row, then {} rounds each running every row once "
+             "(interleaved, alternating order); medians (min..max)\n",
              o.model_dir ? o.model_dir->string() : o.preset, o.model_dir ? "weights" : "random weights",
-             dtype_name(*o.dtype), o.device->str(), o.image.filename().string(),
+             hired::llava::dtype_name(*o.dtype), o.device->str(), o.image.filename().string(),
              fmt::format("({} partitions)", image.num_partitions.sum().item<std::int64_t>()),
-             o.max_new_tokens, o.reps, o.warmup);
+             o.max_new_tokens, o.warmup, o.reps);
   fmt::print("vision width {} ({} of {} layers run), LLM {} layers width {}, HiRED {} mode alpha {}; "
              "{} CPU threads\n\n",
              c.vision.hidden_size, c.vision_layers_run(), c.vision.num_hidden_layers,
@@ -551,7 +568,7 @@ int run(const Options& o) {
   if (o.json) {
     nlohmann::json config = {{"model", o.model_dir ? o.model_dir->string() : o.preset},
                              {"random_weights", !o.model_dir}, {"device", o.device->str()},
-                             {"dtype", dtype_name(*o.dtype)}, {"image", o.image.string()},
+                             {"dtype", hired::llava::dtype_name(*o.dtype)}, {"image", o.image.string()},
                              {"max_new_tokens", o.max_new_tokens}, {"warmup", o.warmup},
                              {"reps", o.reps}, {"mode", hired::to_string(o.drop.mode)},
                              {"alpha", o.drop.alpha}, {"seed", o.seed}};
