@@ -26,6 +26,27 @@ using OptionalInts = c10::OptionalIntArrayRef;
 using SelectionTensors = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 using PackedTensors = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 
+// The ops' argument groups, each as schema text and as the C++ parameters (and arguments) of
+// the implementations, side by side so that they stay in step. Layouts are flat int lists
+// ((height, width) pairs); the drop configuration is keyword-only, with hired::DropConfig's
+// defaults.
+#define HIRED_LAYOUT "int[] num_partitions, int[]? image_sizes=None, int[]? grid_shapes=None"
+#define HIRED_LAYOUT_PARAMS Ints num_partitions, OptionalInts image_sizes, OptionalInts grid_shapes
+#define HIRED_LAYOUT_ARGS num_partitions, image_sizes, grid_shapes
+#define HIRED_CONFIG                                                                        \
+  "str mode=\"exact\", float? budget_rate=0.2, int? budget_tokens=None, float alpha=0.5, " \
+  "str newline=\"every_row\""
+#define HIRED_CONFIG_PARAMS                                                              \
+  c10::string_view mode, std::optional<double> budget_rate,                              \
+      std::optional<std::int64_t> budget_tokens, double alpha, c10::string_view newline
+#define HIRED_CONFIG_ARGS mode, budget_rate, budget_tokens, alpha, newline
+#define HIRED_GRID "int[]? grid_pinpoints=None, int tile_px=336"
+#define HIRED_GRID_PARAMS OptionalInts grid_pinpoints, std::int64_t tile_px
+#define HIRED_GRID_ARGS grid_pinpoints, tile_px
+#define HIRED_SELECTION \
+  "(Tensor budgets, Tensor kept, Tensor kept_offsets, Tensor partition_offsets, Tensor requested)"
+#define HIRED_PACKED "(Tensor features, Tensor lengths, Tensor source_rows)"
+
 /// Runs an op body; a bad argument becomes c10::ValueError (Python's ValueError).
 template <class Body>
 auto translated(Body&& body) -> decltype(body()) {
@@ -36,9 +57,7 @@ auto translated(Body&& body) -> decltype(body()) {
   }
 }
 
-DropConfig drop_config(c10::string_view mode, std::optional<double> budget_rate,
-                       std::optional<std::int64_t> budget_tokens, double alpha,
-                       c10::string_view newline) {
+DropConfig drop_config(HIRED_CONFIG_PARAMS) {
   DropConfig config;
   config.mode = parse_mode(std::string_view(mode.data(), mode.size()));
   check(budget_rate.has_value() != budget_tokens.has_value(),
@@ -62,8 +81,7 @@ std::vector<Size2> pairs(Ints flat, const char* name) {
 
 /// The batch layout from the ops' int lists. grid_pinpoints None means LLaVA-v1.6's; an empty
 /// list means none (LLaVA-1.5: one partition per image).
-ImageBatch image_batch(Ints num_partitions, OptionalInts image_sizes, OptionalInts grid_shapes,
-                       OptionalInts grid_pinpoints, std::int64_t tile_px) {
+ImageBatch image_batch(HIRED_LAYOUT_PARAMS, HIRED_GRID_PARAMS) {
   const auto rows = [](Ints flat, const char* name) {
     check(flat.size() % 2 == 0, "{}: {} values; expected a flat [B * 2] list", name, flat.size());
     return at::tensor(flat, at::kLong).reshape({-1, 2});
@@ -79,9 +97,7 @@ ImageBatch image_batch(Ints num_partitions, OptionalInts image_sizes, OptionalIn
 
 /// The same layout as the core's ImageLayouts, without tensors: selection_counts also runs
 /// while tensors are fake (torch.compile's tracing), where no tensor may be made.
-std::vector<ImageLayout> layouts_of(Ints num_partitions, OptionalInts image_sizes,
-                                    OptionalInts grid_shapes, OptionalInts grid_pinpoints,
-                                    std::int64_t tile_px) {
+std::vector<ImageLayout> layouts_of(HIRED_LAYOUT_PARAMS, HIRED_GRID_PARAMS) {
   const ImageBatch defaults;
   const std::vector<Size2> pinpoints =
       grid_pinpoints ? pairs(*grid_pinpoints, "grid_pinpoints") : defaults.grid_pinpoints;
@@ -103,32 +119,23 @@ PackedTensors tensors_of(const PackedFeatures& p) {
 }
 
 SelectionTensors select(const at::Tensor& init_attn, const at::Tensor& final_attn,
-                        Ints num_partitions, OptionalInts image_sizes, OptionalInts grid_shapes,
-                        c10::string_view mode, std::optional<double> budget_rate,
-                        std::optional<std::int64_t> budget_tokens, double alpha,
-                        c10::string_view newline, OptionalInts grid_pinpoints,
-                        std::int64_t tile_px) {
+                        HIRED_LAYOUT_PARAMS, HIRED_CONFIG_PARAMS, HIRED_GRID_PARAMS) {
   return translated([&] {
-    const TokenDropper dropper(drop_config(mode, budget_rate, budget_tokens, alpha, newline));
-    return tensors_of(dropper.select(
-        init_attn, final_attn,
-        image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px)));
+    const TokenDropper dropper(drop_config(HIRED_CONFIG_ARGS));
+    return tensors_of(
+        dropper.select(init_attn, final_attn, image_batch(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS)));
   });
 }
 
 SelectionTensors select_qk(const at::Tensor& init_q, const at::Tensor& init_k,
                            const at::Tensor& final_q, const at::Tensor& final_k,
-                           std::int64_t heads, Ints num_partitions, OptionalInts image_sizes,
-                           OptionalInts grid_shapes, c10::string_view mode,
-                           std::optional<double> budget_rate,
-                           std::optional<std::int64_t> budget_tokens, double alpha,
-                           c10::string_view newline, OptionalInts grid_pinpoints,
-                           std::int64_t tile_px) {
+                           std::int64_t heads, HIRED_LAYOUT_PARAMS, HIRED_CONFIG_PARAMS,
+                           HIRED_GRID_PARAMS) {
   return translated([&] {
-    const TokenDropper dropper(drop_config(mode, budget_rate, budget_tokens, alpha, newline));
-    return tensors_of(dropper.select(
-        QueryKeys{init_q, init_k, heads}, QueryKeys{final_q, final_k, heads},
-        image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px)));
+    const TokenDropper dropper(drop_config(HIRED_CONFIG_ARGS));
+    return tensors_of(dropper.select(QueryKeys{init_q, init_k, heads},
+                                     QueryKeys{final_q, final_k, heads},
+                                     image_batch(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS)));
   });
 }
 
@@ -142,32 +149,28 @@ TokenDropper packer(c10::string_view newline) {
 Mode mode_of(c10::string_view mode) { return parse_mode(std::string_view(mode.data(), mode.size())); }
 
 PackedTensors gather(const at::Tensor& features, const at::Tensor& kept,
-                     const at::Tensor& kept_offsets, Ints num_partitions,
-                     OptionalInts image_sizes, OptionalInts grid_shapes,
+                     const at::Tensor& kept_offsets, HIRED_LAYOUT_PARAMS,
                      const std::optional<at::Tensor>& image_newline, c10::string_view mode,
-                     c10::string_view newline, OptionalInts grid_pinpoints, std::int64_t tile_px) {
+                     c10::string_view newline, HIRED_GRID_PARAMS) {
   return translated([&] {
     check(features.defined() && features.dim() == 3, "features: shape {} must be [sum P, N, D]",
           features.defined() ? shape_text(features.sizes()) : "undefined");
     const TokenSelection selection = selection_from_csr(
         kept, kept_offsets,
-        image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px),
-        features.size(1), mode_of(mode), "features");
+        image_batch(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS), features.size(1), mode_of(mode),
+        "features");
     return tensors_of(packer(newline).gather(selection, features, image_newline));
   });
 }
 
 PackedTensors pack_rows(const at::Tensor& rows, const at::Tensor& kept,
-                        const at::Tensor& kept_offsets, Ints num_partitions,
-                        OptionalInts image_sizes, OptionalInts grid_shapes,
+                        const at::Tensor& kept_offsets, HIRED_LAYOUT_PARAMS,
                         const std::optional<at::Tensor>& image_newline, c10::string_view mode,
-                        c10::string_view newline, OptionalInts grid_pinpoints,
-                        std::int64_t tile_px, std::int64_t tokens) {
+                        c10::string_view newline, HIRED_GRID_PARAMS, std::int64_t tokens) {
   return translated([&] {
     const TokenSelection selection = selection_from_csr(
         kept, kept_offsets,
-        image_batch(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px), tokens,
-        mode_of(mode));
+        image_batch(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS), tokens, mode_of(mode));
     return tensors_of(packer(newline).pack_rows(selection, rows, image_newline));
   });
 }
@@ -179,17 +182,11 @@ at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t 
 /// [kept tokens, packed rows, newline rows] of a batch from its layout alone, -1 where they
 /// depend on the scores (reference mode; kept_rows for the rows): the fake implementations'
 /// output sizes.
-std::vector<std::int64_t> selection_counts(Ints num_partitions, OptionalInts image_sizes,
-                                           OptionalInts grid_shapes, c10::string_view mode,
-                                           std::optional<double> budget_rate,
-                                           std::optional<std::int64_t> budget_tokens,
-                                           double alpha, c10::string_view newline,
-                                           OptionalInts grid_pinpoints, std::int64_t tile_px,
-                                           std::int64_t tokens) {
+std::vector<std::int64_t> selection_counts(HIRED_LAYOUT_PARAMS, HIRED_CONFIG_PARAMS,
+                                           HIRED_GRID_PARAMS, std::int64_t tokens) {
   return translated([&] {
-    DropConfig config = drop_config(mode, budget_rate, budget_tokens, alpha, newline);
-    const std::vector<ImageLayout> layouts =
-        layouts_of(num_partitions, image_sizes, grid_shapes, grid_pinpoints, tile_px);
+    DropConfig config = drop_config(HIRED_CONFIG_ARGS);
+    const std::vector<ImageLayout> layouts = layouts_of(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS);
     const VisionGrid vision = vision_grid_for(tokens, tile_px);
     if (config.mode != Mode::exact) return std::vector<std::int64_t>{-1, -1, -1};
     const bool rows_known = config.newline != NewlinePolicy::kept_rows;
@@ -205,19 +202,15 @@ std::vector<std::int64_t> selection_counts(Ints num_partitions, OptionalInts ima
   });
 }
 
-void check_config(c10::string_view mode, std::optional<double> budget_rate,
-                  std::optional<std::int64_t> budget_tokens, double alpha,
-                  c10::string_view newline) {
-  translated([&] { (void)drop_config(mode, budget_rate, budget_tokens, alpha, newline); });
+void check_config(HIRED_CONFIG_PARAMS) {
+  translated([&] { (void)drop_config(HIRED_CONFIG_ARGS); });
 }
 
-std::int64_t num_image_tokens(std::int64_t height, std::int64_t width, c10::string_view mode,
-                              std::optional<double> budget_rate,
-                              std::optional<std::int64_t> budget_tokens, double alpha,
-                              c10::string_view newline, OptionalInts grid_pinpoints,
-                              std::int64_t patch_px, std::int64_t tile_px) {
+std::int64_t num_image_tokens(std::int64_t height, std::int64_t width, HIRED_CONFIG_PARAMS,
+                              OptionalInts grid_pinpoints, std::int64_t patch_px,
+                              std::int64_t tile_px) {
   return translated([&] {
-    const DropConfig config = drop_config(mode, budget_rate, budget_tokens, alpha, newline);
+    const DropConfig config = drop_config(HIRED_CONFIG_ARGS);
     check(patch_px > 0 && tile_px > 0 && tile_px % patch_px == 0,
           "patch_px: {} must be a positive divisor of tile_px {}", patch_px, tile_px);
     const std::int64_t side = tile_px / patch_px;
@@ -235,17 +228,6 @@ std::int64_t num_image_tokens(std::int64_t height, std::int64_t width, c10::stri
 }
 
 }  // namespace
-
-// The schemas: layouts as flat int lists ((height, width) pairs), the drop configuration as
-// keyword-only arguments with hired::DropConfig's defaults.
-#define HIRED_LAYOUT "int[] num_partitions, int[]? image_sizes=None, int[]? grid_shapes=None"
-#define HIRED_CONFIG                                                                        \
-  "str mode=\"exact\", float? budget_rate=0.2, int? budget_tokens=None, float alpha=0.5, " \
-  "str newline=\"every_row\""
-#define HIRED_GRID "int[]? grid_pinpoints=None, int tile_px=336"
-#define HIRED_SELECTION \
-  "(Tensor budgets, Tensor kept, Tensor kept_offsets, Tensor partition_offsets, Tensor requested)"
-#define HIRED_PACKED "(Tensor features, Tensor lengths, Tensor source_rows)"
 
 TORCH_LIBRARY(hired, m) {
   m.def("select(Tensor init_attn, Tensor final_attn, " HIRED_LAYOUT ", *, " HIRED_CONFIG
