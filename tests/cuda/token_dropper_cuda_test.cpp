@@ -193,11 +193,17 @@ struct Captured {
   hired::PackedFeatures packed;
 };
 
-/// `run()` (select + gather, returning a Captured) on a side stream: once as a warm-up, once
-/// captured in a CUDA graph; then the captured outputs are zeroed and the graph replayed, so
-/// what they hold afterwards is what the replay wrote.
-template <class Run>
-Captured capture_and_replay(const Run& run) {
+/// `select()` and `dropper.gather` on a side stream: once as a warm-up, once captured in a CUDA
+/// graph; then the captured outputs are zeroed and the graph replayed, so what they hold
+/// afterwards is what the replay wrote.
+template <class Select>
+Captured capture_and_replay(const TokenDropper& dropper, const Select& select,
+                            const at::Tensor& features, const at::Tensor& newline) {
+  const auto run = [&] {
+    hired::TokenSelection selection = select();
+    hired::PackedFeatures rows = dropper.gather(selection, features, newline);
+    return Captured{std::move(selection), std::move(rows)};
+  };
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
   const c10::cuda::CUDAStreamGuard guard(side);
   (void)run();  // warm-up: uploads the layout's parameters outside the capture
@@ -213,6 +219,15 @@ Captured capture_and_replay(const Run& run) {
   return captured;
 }
 
+/// What a replayed capture wrote equals the CPU path's selection and packing.
+void expect_equal_to_cpu(const Captured& replayed, const hired::TokenSelection& cpu,
+                         const hired::PackedFeatures& cpu_packed) {
+  EXPECT_TRUE(at::equal(replayed.selection.kept.cpu(), cpu.kept));
+  EXPECT_TRUE(at::equal(replayed.selection.kept_offsets.cpu(), cpu.kept_offsets));
+  EXPECT_TRUE(at::equal(replayed.packed.features.cpu(), cpu_packed.features));
+  EXPECT_TRUE(at::equal(replayed.packed.source_rows.cpu(), cpu_packed.source_rows));
+}
+
 // select + gather captured once and replayed: the replay writes the same outputs (the
 // captured tensors' memory) as the eager CPU path computes.
 TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
@@ -224,15 +239,9 @@ TEST_F(TokenDropperCuda, SelectAndGatherCaptureInACudaGraph) {
   const auto cpu = dropper.select(init.cpu(), final_attention.cpu(), images);
   const auto cpu_packed = dropper.gather(cpu, features.cpu(), newline.cpu());
 
-  const auto [captured, packed] = capture_and_replay([&] {
-    hired::TokenSelection selection = dropper.select(init, final_attention, images);
-    hired::PackedFeatures rows = dropper.gather(selection, features, newline);
-    return Captured{std::move(selection), std::move(rows)};
-  });
-  EXPECT_TRUE(at::equal(captured.kept.cpu(), cpu.kept));
-  EXPECT_TRUE(at::equal(captured.kept_offsets.cpu(), cpu.kept_offsets));
-  EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
-  EXPECT_TRUE(at::equal(packed.source_rows.cpu(), cpu_packed.source_rows));
+  const Captured replayed = capture_and_replay(
+      dropper, [&] { return dropper.select(init, final_attention, images); }, features, newline);
+  expect_equal_to_cpu(replayed, cpu, cpu_packed);
 }
 
 #endif
@@ -301,13 +310,9 @@ TEST_F(TokenDropperCuda, QueryKeysSelectAndGatherCaptureInACudaGraph) {
   const auto cpu = dropper.select(init, final, images);
   const auto cpu_packed = dropper.gather(cpu, features.cpu(), newline.cpu());
 
-  const auto [captured, packed] = capture_and_replay([&] {
-    hired::TokenSelection selection = dropper.select(init_gpu, final_gpu, images);
-    hired::PackedFeatures rows = dropper.gather(selection, features, newline);
-    return Captured{std::move(selection), std::move(rows)};
-  });
-  EXPECT_TRUE(at::equal(captured.kept.cpu(), cpu.kept));
-  EXPECT_TRUE(at::equal(packed.features.cpu(), cpu_packed.features));
+  const Captured replayed = capture_and_replay(
+      dropper, [&] { return dropper.select(init_gpu, final_gpu, images); }, features, newline);
+  expect_equal_to_cpu(replayed, cpu, cpu_packed);
 }
 #endif
 
