@@ -65,18 +65,23 @@ at::Tensor attention(std::int64_t partitions) {
 const std::vector<std::vector<hired::Size2>> kBatches = {
     {{600, 600}}, {{250, 900}}, {{1000, 300}, {336, 336}}, {{600, 600}, {480, 640}, {30, 2000}}};
 
+// Both modes: exact mode keeps every eligible token; reference mode, like the published
+// pipeline, selects nothing away at 1.0 (its padding tokens vanish at unpad, as stock's).
 TEST(LlavaNextSplice, RateOneGivesTheStockRowsBitForBit) {
   at::manual_seed(1);
+  for (const auto mode : {hired::Mode::exact, hired::Mode::reference})
   for (const auto& sizes : kBatches) {
     const Batch b = batch_of(sizes);
     const CountingProjector projector;
     const at::Tensor features = at::randn({b.partitions, kTokens, kVisionWidth});
     const at::Tensor newline = at::randn({kTextWidth});
     const auto stock = hired::stock_llava_next(features, b.images, projector.fn(), newline);
-    const auto ours = hired::hired_llava_next(TokenDropper(hired_test::drop_config(1.0)), features,
-                                              attention(b.partitions), attention(b.partitions),
-                                              b.images, projector.fn(), newline);
-    ASSERT_EQ(ours.features.sizes(), stock.features.sizes()) << sizes.size() << " images";
+    const TokenDropper dropper(hired_test::drop_config(1.0, hired::NewlinePolicy::every_row, mode));
+    const auto ours = hired::hired_llava_next(dropper, features, attention(b.partitions),
+                                              attention(b.partitions), b.images, projector.fn(),
+                                              newline);
+    ASSERT_EQ(ours.features.sizes(), stock.features.sizes())
+        << sizes.size() << " images, " << hired::to_string(mode) << " mode";
     EXPECT_TRUE(at::equal(ours.features, stock.features));
     EXPECT_TRUE(at::equal(ours.lengths, stock.lengths));
     EXPECT_EQ(ours.visual_tokens, stock.visual_tokens);

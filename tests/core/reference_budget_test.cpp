@@ -204,29 +204,44 @@ TEST(ReferenceBudget, SinglePartitionKeepsOnlyTheFullImageShare) {
   EXPECT_EQ(b.requested, 288);
 }
 
-TEST(ReferenceBudget, RateOneDoesNotKeepEverythingOnATwoByTwoGrid) {
-  // r = 1: T = 2880, B0 = min(1440, 576) = 576, S = min(2304, 2304) = 2304, K = 288.
-  // Uniform attention (every s_init equal): top-K breaks ties by lower index, so the marks are
-  // flat tokens 0..287 = bands 0 and 1: c = (144, 144, 0, 0).
-  //   b_0 = b_1 = min(trunc(0.5 * 2304), 576) = min(1152, 576) = 576;  b_2 = b_3 = 0.
-  // Kept 576 * 3 = 1728 of P*N = 2880 tokens.
+TEST(ReferenceBudget, RateOneKeepsEverythingAsThePublishedPipelineDoes) {
+  // The published pipeline runs its selection only when the rate is below 1.0. Its formula
+  // would give, at r = 1 on uniform attention: T = 2880, B0 = min(1440, 576) = 576,
+  // S = min(2304, 2304) = 2304, K = 288; top-K breaks ties by lower index, so the marks are
+  // flat tokens 0..287 = bands 0 and 1: c = (144, 144, 0, 0), b_0 = b_1 = 576, b_2 = b_3 = 0,
+  // 1728 of 2880 kept. It never computes that: at 1.0 every partition keeps its N tokens.
+  const hired::BudgetSplit s = hired::reference_formula::split(5, N, 1.0, 0.5);
+  EXPECT_EQ(s.total, 2880);
+  EXPECT_EQ(s.tiles, 2304);
   const std::vector<float> uniform(N, 0.25f);
   const hired::ImageBudget b = hired::allocate_reference(uniform, image_600x600(), N, 1.0, 0.5);
   EXPECT_EQ(b.requested, 2880);
-  EXPECT_EQ(budgets(b), (V{576, 576, 576, 0, 0}));
-  EXPECT_EQ(b.kept(), 1728);
+  EXPECT_EQ(budgets(b), (V{576, 576, 576, 576, 576}));
+  EXPECT_EQ(b.kept(), 2880);
 
-  // The same through select_tokens: 1728 kept, tiles 2 and 3 keep nothing.
+  // Through select_tokens: every token of every partition, in order.
   hired::DropConfig config;
   config.mode = hired::Mode::reference;
   config.budget = hired::Budget::rate(1.0);
   const std::vector<float> scores(5 * N, 0.25f);
   const hired::Selection sel =
       hired::select_tokens(scores, scores, {image_600x600()}, hired::VisionGrid{}, config);
-  EXPECT_EQ(sel.kept_in_image(0), 1728);
-  EXPECT_LT(sel.kept_in_image(0), 5 * N);
-  EXPECT_EQ(sel.budget(3), 0);
-  EXPECT_EQ(sel.budget(4), 0);
+  EXPECT_EQ(sel.kept_in_image(0), 5 * N);
+  for (std::int64_t p = 0; p < 5; ++p) EXPECT_EQ(sel.budget(p), N);
+  EXPECT_EQ(sel.kept.size(), std::size_t{5 * N});
+  for (std::size_t i = 0; i < sel.kept.size(); ++i) EXPECT_EQ(sel.kept[i], static_cast<std::int32_t>(i % N));
+}
+
+TEST(ReferenceBudget, RateOneNeedsNoMarksAndNoEqualBands) {
+  // At 1.0 the band split never runs, so alpha = 1 (K = 0) and a grid whose bands are uneven
+  // (the errors of the formula below 1.0) keep everything as well.
+  EXPECT_EQ(budgets(hired::allocate_reference(std::vector<float>(N, 1.0f), image_600x600(), N, 1.0, 1.0)),
+            (V{576, 576, 576, 576, 576}));
+  const ImageLayout five{6, GridShape{1, 5}, std::nullopt};  // 576 is not a multiple of 5
+  EXPECT_EQ(budgets(hired::allocate_reference(std::vector<float>(N, 1.0f), five, N, 1.0, 0.5)),
+            (V{576, 576, 576, 576, 576, 576}));
+  const ImageLayout single{1, GridShape{}, std::nullopt};
+  EXPECT_EQ(budgets(hired::allocate_reference(std::vector<float>(N, 1.0f), single, N, 1.0, 0.5)), (V{576}));
 }
 
 TEST(ReferenceBudget, NoMarksWithTilesToFillIsAnError) {

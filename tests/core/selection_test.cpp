@@ -82,7 +82,8 @@ Rows stock_order(std::int64_t first_partition, GridShape grid, std::int64_t row_
   return rows;
 }
 
-hired::PackPlan plan_at_rate_one(const std::vector<ImageLayout>& images, NewlinePolicy policy) {
+hired::PackPlan plan_at_rate_one(const std::vector<ImageLayout>& images, NewlinePolicy policy,
+                                 hired::Mode mode = hired::Mode::exact) {
   const std::int64_t partitions = hired::total_partitions(images);
   std::vector<float> init(static_cast<std::size_t>(partitions * 576)), fin(init.size());
   for (std::size_t i = 0; i < init.size(); ++i) {
@@ -90,7 +91,7 @@ hired::PackPlan plan_at_rate_one(const std::vector<ImageLayout>& images, Newline
     fin[i] = static_cast<float>((i * 104729) % 5);
   }
   const hired::Selection sel = hired::select_tokens(
-      init, fin, images, VisionGrid{}, config_of(hired::Mode::exact, hired::Budget::rate(1.0), 0.5));
+      init, fin, images, VisionGrid{}, config_of(mode, hired::Budget::rate(1.0), 0.5));
   return hired::pack_plan(sel, policy);
 }
 
@@ -112,6 +113,15 @@ TEST(PackPlan, RateOneEveryRowIsStockPackingWithPadding) {
   // pad = 8 -> columns [8, 40).
   EXPECT_EQ(plan_at_rate_one({layout_of({600, 400})}, NewlinePolicy::every_row).rows,
             stock_order(0, {2, 2}, 0, 48, 8, 40));
+}
+
+TEST(PackPlan, ReferenceModeAtRateOneIsStockPackingToo) {
+  // The published pipeline selects nothing at rate 1.0: every token is kept (the padding
+  // tokens too, which unpad then removes), so the packing is stock LLaVA-Next's.
+  EXPECT_EQ(plan_at_rate_one({layout_of({600, 400})}, NewlinePolicy::every_row, hired::Mode::reference).rows,
+            stock_order(0, {2, 2}, 0, 48, 8, 40));
+  EXPECT_EQ(plan_at_rate_one({layout_of({336, 672})}, NewlinePolicy::every_row, hired::Mode::reference).rows,
+            stock_order(0, {1, 2}, 0, 24, 0, 48));
 }
 
 TEST(PackPlan, RateOneSinglePartitionIsTokensThenOneNewline) {

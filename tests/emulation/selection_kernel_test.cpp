@@ -87,6 +87,9 @@ DropConfig random_config(std::mt19937& rng, Mode mode, int index) {
   else if (budget == 2) config.budget = Budget::rate(1.0);
   else if (budget == 3) config.budget = Budget::rate(0.2);
   else config.budget = Budget::rate(std::uniform_real_distribution<double>(0.01, 1.0)(rng));
+  // A tenth of the cases by index (the stream stays the same): a rate so small that T = 0 and
+  // nothing is kept, which reference mode reaches no other way (its rate 1.0 keeps everything).
+  if (index % 10 == 7) config.budget = Budget::rate(1e-4);
   const int alpha = std::uniform_int_distribution<int>(0, 5)(rng);
   config.alpha = alpha == 0 ? 0.0 : alpha == 1 && mode == Mode::exact ? 1.0
                : alpha == 2 ? 0.5 : std::uniform_real_distribution<double>(0.05, 0.95)(rng);
@@ -242,6 +245,26 @@ TEST(FusedSelection, RateOneIsStockPacking) {
   ASSERT_EQ(outcome.error, "");
   const TokenBox box = tile_token_box(*image.image_size, image.grid, c.vision);
   EXPECT_EQ(outcome.rows, 36 + box.rows() * box.cols() + box.rows());
+}
+
+// Reference mode at rate 1.0 selects nothing away, as the published pipeline: every token of
+// every partition is kept (those in padding too), and alpha = 1 is no error there.
+TEST(FusedSelection, ReferenceRateOneKeepsEverything) {
+  std::mt19937 rng(57);
+  FusedCase c;
+  c.config.mode = hired::Mode::reference;
+  c.config.budget = Budget::rate(1.0);
+  c.config.alpha = 1.0;
+  c.vision = {336, 6};
+  ImageLayout image;
+  image.image_size = Size2{500, 900};
+  image.grid = anyres_grid_shape(*image.image_size, hired::llava_v16_grid_pinpoints, 336);
+  image.partitions = image.grid.tiles() + 1;
+  c.images = {image};
+  const FusedOutcome outcome = hired_test::run_fused<32>(rng, c, {emu::Schedule::forward, true});
+  ASSERT_EQ(outcome.error, "");
+  EXPECT_FALSE(outcome.rejected);
+  EXPECT_EQ(outcome.kept, image.partitions * 36);
 }
 
 // The host plan: sizes from geometry where they are known, and the core's errors.

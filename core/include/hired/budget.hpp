@@ -93,6 +93,9 @@ inline ImageBudget allocate_reference(std::span<const float> init_full, const Im
   check_layout(image, 0);
   check(std::isfinite(rate) && rate > 0.0 && rate <= 1.0, "budget_rate: {} is outside (0, 1]", rate);
   check(std::isfinite(alpha) && alpha >= 0.0 && alpha <= 1.0, "alpha: {} is outside [0, 1]", alpha);
+  if (reference_formula::keeps_everything(rate))
+    return {image.partitions * tokens,
+            std::vector<std::int64_t>(static_cast<std::size_t>(image.partitions), tokens)};
   const BudgetSplit s = reference_formula::split(image.partitions, tokens, rate, alpha);
   ImageBudget out{s.total, std::vector<std::int64_t>(static_cast<std::size_t>(image.partitions), 0)};
   out.partitions[0] = s.full_image;

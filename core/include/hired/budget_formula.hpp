@@ -45,6 +45,10 @@ HIRED_HOST_DEVICE inline std::int64_t overlap(std::int64_t a0, std::int64_t a1, 
 /// The published code's arithmetic: double products truncated by int(), float32 ratios.
 namespace reference_formula {
 
+/// The published pipeline selects only below rate 1.0: at 1.0 every partition keeps all of
+/// its N tokens, whatever alpha (the band split is never computed).
+HIRED_HOST_DEVICE inline bool keeps_everything(double rate) { return rate >= 1.0; }
+
 HIRED_HOST_DEVICE inline BudgetSplit split(std::int64_t partitions, std::int64_t tokens,
                                            double rate, double alpha) {
   using formula::min64, formula::mul_rn;

@@ -70,6 +70,12 @@ class BlockBudget {
     const std::int64_t tokens = rule.tokens, partitions = image.partitions;
     const std::int64_t tiles = partitions - 1;
     const bool exact = rule.mode == BudgetMode::exact;
+    if (!exact && reference_formula::keeps_everything(rule.rate)) {  // uniform across the block
+      for (std::int64_t p = tid; p < partitions; p += BlockThreads)
+        s_.budgets[p] = static_cast<std::int32_t>(tokens);
+      __syncthreads();  // budgets[] visible to every thread
+      return;
+    }
     const BudgetSplit s =
         exact ? exact_formula::split(min64(image.total, partitions * tokens), tokens, rule.alpha)
               : reference_formula::split(partitions, tokens, rule.rate, rule.alpha);

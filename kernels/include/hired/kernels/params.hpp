@@ -157,6 +157,7 @@ HIRED_HOST_DEVICE_INLINE unsigned budget_image_status(const BudgetRule& rule,
   const std::int64_t tiles = partitions - 1, tokens = rule.tokens;
   if (tiles > MaxTiles) return status::too_many_tiles;
   if (rule.mode == BudgetMode::reference) {
+    if (reference_formula::keeps_everything(rule.rate)) return 0;
     const BudgetSplit s = reference_formula::split(partitions, tokens, rule.rate, rule.alpha);
     if (s.tiles > 0 && tokens % tiles != 0) return status::uneven_bands;
     if (s.tiles > 0 && s.marks <= 0) return status::no_marks;
