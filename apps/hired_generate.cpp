@@ -5,7 +5,9 @@
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
 #include "hired/llava/stopwatch.hpp"
+#include "hired/io/canvas.hpp"
 #include "hired/io/image.hpp"
+#include "hired/io/overlay.hpp"
 #include "hired/io/tokenizer.hpp"
 #include "hired/io/safetensors.hpp"
 
@@ -18,6 +20,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,7 @@ constexpr std::string_view usage =
     "                      [--budget-rate R | --budget-tokens T] [--alpha A]\n"
     "                      [--mode exact|reference] [--newline every_row|kept_rows|none]\n"
     "                      [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--dump FILE.safetensors]\n"
+    "                      [--overlay FILE.png]\n"
     "\n"
     "Without a dropping flag the model runs stock LLaVA-Next; any of --budget-rate,\n"
     "--budget-tokens, --alpha, --mode, --newline turns HiRED on (exact mode, rate 0.2,\n"
@@ -43,7 +47,8 @@ constexpr std::string_view usage =
     "stand-in of the same length in ids. --pixel-values reads pixel_values [sum P, 3, 336, 336]\n"
     "and image_sizes [B, 2] (height, width). --dump writes the prefill logits, the kept\n"
     "indices and the packed image features. Generation stops at EOS or after --max-new-tokens\n"
-    "(15); --ignore-eos always generates that many.\n";
+    "(15); --ignore-eos always generates that many. --overlay draws each image's partitions\n"
+    "with the dropped patches dimmed (every patch kept without HiRED); it needs --image.\n";
 
 struct Options {
   std::optional<fs::path> model_dir;
@@ -60,6 +65,7 @@ struct Options {
   at::ScalarType dtype = at::kFloat;
   at::Device device = at::kCPU;
   std::optional<fs::path> dump;
+  std::optional<fs::path> overlay;
 };
 
 Options parse(int argc, char** argv) {
@@ -85,6 +91,7 @@ Options parse(int argc, char** argv) {
     else if (arg == "--dtype") o.dtype = hired::llava::parse_dtype(arg, value());
     else if (arg == "--device") o.device = hired::llava::parse_device(arg, value());
     else if (arg == "--dump") o.dump = fs::path(value());
+    else if (arg == "--overlay") o.overlay = fs::path(value());
     else if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       std::exit(0);
@@ -96,6 +103,7 @@ Options parse(int argc, char** argv) {
   check(!seed_given || o.random_weights, "--seed: only with --random-weights");
   check(o.images.empty() != !o.pixel_values.has_value(), "--image, --pixel-values: give one of them");
   check(!(o.prompt && o.prompt_ids), "--prompt, --prompt-ids: give one, not both");
+  check(!o.overlay || !o.pixel_values, "--overlay: needs --image (pixel values cannot be drawn)");
   if (drop.any_given()) o.drop = drop.config();
   return o;
 }
@@ -112,6 +120,24 @@ class Progress {
  private:
   hired::llava::Stopwatch clock_;
 };
+
+/// --overlay: what the selection kept (or, without HiRED, every token) on each image's
+/// partitions as preprocessing cuts them.
+void write_overlay(const fs::path& png, std::span<const fs::path> files,
+                   const hired::io::LlavaNextConfig& config, const hired::llava::EncodedImages& encoded) {
+  std::vector<hired::io::AnyresTiles> tiles;
+  for (const fs::path& file : files)
+    tiles.push_back(hired::io::anyres_tiles(hired::io::load_image(file), config.image_grid_pinpoints,
+                                            config.vision.image_size));
+  if (encoded.rows.selection) {
+    hired::io::write_png(png, hired::io::draw_selections(tiles, encoded.rows.selection->host));
+    return;
+  }
+  std::vector<hired::ImageLayout> layouts;
+  for (const hired::io::AnyresTiles& t : tiles) layouts.push_back({t.partitions, t.grid, t.image_size});
+  const hired::VisionGrid vision{config.vision.image_size, config.vision.grid_side()};
+  hired::io::write_png(png, hired::io::draw_selections(tiles, hired::keep_everything(layouts, vision)));
+}
 
 int run(const Options& o) {
   Progress progress;
@@ -181,6 +207,10 @@ int run(const Options& o) {
                             {"ttft_ms", ttft * 1e3},
                             {"total_ms", total * 1e3}};
   if (tokenizer) summary["text"] = tokenizer->decode(out.tokens[0]);
+  if (o.overlay) {
+    write_overlay(*o.overlay, o.images, config, encoded);
+    progress("wrote {}", o.overlay->string());
+  }
 
   if (o.dump) {
     const auto as_float = [](const at::Tensor& t) {

@@ -3,6 +3,9 @@
 // Torch-free: it links only hired::core.
 #include "cli_args.hpp"
 #include "hired/error.hpp"
+#include "hired/io/canvas.hpp"
+#include "hired/io/image.hpp"
+#include "hired/io/overlay.hpp"
 #include "hired/io/safetensors.hpp"
 #include "hired/scores.hpp"
 #include "hired/selection.hpp"
@@ -12,6 +15,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -23,7 +27,7 @@ namespace {
 constexpr std::string_view usage =
     "usage: hired_select INPUT.safetensors [--mode exact|reference]\n"
     "                    [--budget-rate R | --budget-tokens T] [--alpha A] [--tile-size PX]\n"
-    "                    [--explain]\n"
+    "                    [--explain] [--overlay FILE.png --image PATH [--image PATH ...]]\n"
     "\n"
     "INPUT holds init_cls_attn and final_cls_attn ([sum P, H, N + 1], F32/F16/BF16),\n"
     "num_partitions ([B], I64) and either grid_shapes ([B, 2] rows, cols) or image_sizes\n"
@@ -31,13 +35,17 @@ constexpr std::string_view usage =
     "needs image_sizes; reference mode needs only grid_shapes. Defaults: exact, rate 0.2,\n"
     "alpha 0.5, tile 336. Prints {\"mode\", \"images\": [{\"budget_total\", \"partitions\":\n"
     "[{\"budget\", \"kept\"}]}]} on stdout; on bad input exits 2 with one line on stderr.\n"
-    "--explain prints a readable summary and a map of the kept tokens instead of JSON.\n";
+    "--explain prints a readable summary and a map of the kept tokens instead of JSON.\n"
+    "--overlay draws what was kept on the images (one --image per image of INPUT, the files\n"
+    "the attention came from): each image's partitions side by side, dropped patches dimmed.\n";
 
 struct Options {
   std::string input;
   hired::DropConfig config;
   std::int64_t tile_px = 336;
   bool explain = false;
+  std::optional<std::filesystem::path> overlay;
+  std::vector<std::filesystem::path> images;  // for the overlay
 };
 
 Options parse(int argc, char** argv) {
@@ -51,6 +59,10 @@ Options parse(int argc, char** argv) {
       hired::check(o.tile_px > 0, "--tile-size: {} must be positive", o.tile_px);
     } else if (arg == "--explain") {
       o.explain = true;
+    } else if (arg == "--overlay") {
+      o.overlay = std::filesystem::path(value());
+    } else if (arg == "--image") {
+      o.images.emplace_back(value());
     } else if (arg.starts_with("--")) {
       hired::fail("{}: unknown flag", arg);
     } else {
@@ -59,6 +71,7 @@ Options parse(int argc, char** argv) {
     }
   });
   hired::check(!o.input.empty(), "INPUT: missing safetensors file");
+  hired::check(o.overlay.has_value() == !o.images.empty(), "--overlay, --image: give both or neither");
   o.config = drop.config();
   return o;
 }
@@ -172,6 +185,29 @@ std::string explain(const hired::Selection& s) {
   return out;
 }
 
+/// --overlay: each image's partitions as preprocessing cuts them, with the selection drawn on
+/// them. The tiles are cut at the resolution the layout's grid implies (rows x cols tiles).
+void write_overlay(const Options& o, const hired::Selection& s) {
+  hired::check(o.images.size() == s.images.size(), "--image: {} given for the {} images of {}",
+               o.images.size(), s.images.size(), o.input);
+  std::vector<hired::io::AnyresTiles> tiles;
+  for (std::size_t b = 0; b < s.images.size(); ++b) {
+    const hired::ImageLayout& layout = s.images[b];
+    hired::check(layout.partitions > 1,
+                 "--overlay: image {} has a single partition, which hired_select cannot redraw "
+                 "(LLaVA-1.5 crops its centre, LLaVA-Next squashes the image); use hired_generate "
+                 "--overlay", b);
+    const hired::io::RgbImage image = hired::io::load_image(o.images[b]);
+    if (layout.image_size)
+      hired::check(*layout.image_size == image.size(), "--image: {} is {}x{} px, but image {} of {} "
+                   "is {}x{}", o.images[b].string(), image.height, image.width, b, o.input,
+                   layout.image_size->height, layout.image_size->width);
+    const hired::Size2 resolution{layout.grid.rows * o.tile_px, layout.grid.cols * o.tile_px};
+    tiles.push_back(hired::io::anyres_tiles(image, std::span(&resolution, 1), o.tile_px));
+  }
+  hired::io::write_png(*o.overlay, hired::io::draw_selections(tiles, s));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,6 +218,7 @@ int main(int argc, char** argv) {
   return hired::cli::guarded_main("hired_select", [&] {
     const Options options = parse(argc, argv);
     const hired::Selection selection = run(options);
+    if (options.overlay) write_overlay(options, selection);  // first: bad input prints nothing
     std::cout << (options.explain ? explain(selection) : to_json(selection).dump() + "\n");
     return 0;
   });

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace hired::io {
 namespace {
 
@@ -64,6 +66,26 @@ RgbImage draw_selection(const AnyresTiles& tiles, const Selection& selection, st
     canvas.paste(drawn, at[p].x, at[p].y);
     canvas.text(at[p].x, at[p].y - kLabel + 3,
                 fmt::format("{} / {}", selection.budget(row), side * side));
+  }
+  return canvas.image();
+}
+
+RgbImage draw_selections(std::span<const AnyresTiles> tiles, const Selection& selection) {
+  check(tiles.size() == selection.images.size(),
+        "tiles: {} images' partitions for a selection of {} images", tiles.size(),
+        selection.images.size());
+  std::vector<RgbImage> pictures;
+  std::int64_t width = 0, height = 0;
+  for (std::size_t b = 0; b < tiles.size(); ++b) {
+    pictures.push_back(draw_selection(tiles[b], selection, static_cast<std::int64_t>(b)));
+    width = std::max(width, pictures.back().width);
+    height += pictures.back().height;
+  }
+  Canvas canvas(width, height);
+  std::int64_t y = 0;
+  for (const RgbImage& picture : pictures) {
+    canvas.paste(picture, 0, y);
+    y += picture.height;
   }
   return canvas.image();
 }

@@ -1,6 +1,8 @@
 // hired_select end to end: the bundled sample, its JSON contract, and one test per rejection
 // (exit status 2, exactly one line on stderr naming the tensor or flag).
 #include "hired/half.hpp"
+#include "hired/io/image.hpp"
+#include "hired/io/overlay.hpp"
 #include "hired/io/safetensors.hpp"
 #include "support/run_process.hpp"
 
@@ -24,6 +26,8 @@ using hired::io::Dtype;
 using hired::io::TensorData;
 
 const std::string sample = HIRED_FIXTURES_DIR "/../../examples/data/sample_600x600.safetensors";
+const std::string sample_png = HIRED_FIXTURES_DIR "/../../examples/data/sample_600x600.png";
+const std::string small_png = HIRED_FIXTURES_DIR "/llava/images/small_300x260.png";
 
 using hired_test::expect_rejected;
 using Result = hired_test::ProcessResult;
@@ -156,6 +160,33 @@ TEST(Cli, ExplainPrintsAMapAndHelpPrintsUsage) {
   EXPECT_NE(r.out.find("usage: hired_select"), std::string::npos);
 }
 
+// --overlay: the PNG holds the full image and the 2x2 tiles under their label strips; every
+// kept patch is drawn as the tile is, every dropped one at a quarter of its brightness.
+TEST(Cli, OverlayDrawsWhatTheSelectionKept) {
+  const std::string png = scratch("overlay.png").string();
+  const Result r = run("'" + sample + "' --overlay '" + png + "' --image '" + sample_png + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const hired::io::RgbImage picture = hired::io::load_image(png);
+  EXPECT_EQ(picture.width, 8 + 336 + 24 + 2 * (336 + 8));
+  EXPECT_EQ(picture.height, 8 + 2 * (336 + 8 + 20));
+  const hired::io::AnyresTiles tiles = hired::io::anyres_tiles(
+      hired::io::load_image(sample_png), std::vector<hired::Size2>{{672, 672}});
+  const auto at = hired::io::overlay_placements(tiles);
+  for (std::int64_t p = 0; p < 5; ++p) {
+    std::vector<char> kept(576, 0);
+    for (const auto& k : j["images"][0]["partitions"][p]["kept"]) kept[k.get<std::size_t>()] = 1;
+    for (std::int64_t token = 0; token < 576; ++token) {
+      const std::int64_t y = (token / 24) * 14 + 7, x = (token % 24) * 14 + 7;  // a patch's centre
+      for (std::int64_t c = 0; c < 3; ++c) {
+        const std::uint8_t tile = tiles.tiles[(p * 3 + c) * 336 * 336 + y * 336 + x];
+        const std::uint8_t drawn = picture.pixels[((at[p].y + y) * picture.width + at[p].x + x) * 3 + c];
+        ASSERT_EQ(drawn, kept[token] ? tile : tile / 4) << "partition " << p << " token " << token;
+      }
+    }
+  }
+}
+
 TEST(Cli, RejectsBadFlags) {
   const std::string s = "'" + sample + "'";
   // flags after the input -> the argument the message must name
@@ -166,7 +197,12 @@ TEST(Cli, RejectsBadFlags) {
       {" --alpha 1.5", "alpha"},                 {" --alpha nan", "alpha"},
       {" --mode fastest", "mode"},               {" --mode reference --budget-tokens 9", "budget_tokens"},
       {" --tile-size 0", "--tile-size"},         {" --frobnicate", "--frobnicate"},
-      {" " + s, "INPUT"}};
+      {" " + s, "INPUT"},                     {" --overlay x.png", "--overlay"},
+      {" --image '" + sample_png + "'", "--overlay"},
+      {" --overlay " + scratch("o.png").string() + " --image /nonexistent.png", "/nonexistent.png"},
+      {" --overlay " + scratch("o.png").string() + " --image '" + sample_png + "' --image '" +
+           sample_png + "'", "--image"},
+      {" --overlay " + scratch("o.png").string() + " --image '" + small_png + "'", "300x260"}};
   for (const auto& [flags, culprit] : cases) expect_rejected(run(s + flags), culprit);
   expect_rejected(run(""), "INPUT");
 }

@@ -105,6 +105,38 @@ TEST(Overlay, WritesAPng) {
   }, "cannot write");
 }
 
+TEST(Overlay, ABatchIsDrawnImageByImageOneBelowTheOther) {
+  const AnyresTiles wide = random_tiles({150, 380}, 10), square = random_tiles({600, 600}, 11);
+  const hired::ImageLayout layouts[] = {{wide.partitions, wide.grid, wide.image_size},
+                                        {square.partitions, square.grid, square.image_size}};
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> score(0, 1);
+  std::vector<float> init(static_cast<std::size_t>((wide.partitions + square.partitions) * 576));
+  std::vector<float> final(init.size());
+  for (std::size_t i = 0; i < init.size(); ++i) init[i] = score(rng), final[i] = score(rng);
+  hired::DropConfig config;
+  config.budget = hired::Budget::rate(0.3);
+  const hired::Selection selection =
+      hired::select_tokens(init, final, {layouts[0], layouts[1]}, kClip, config);
+  const std::vector<AnyresTiles> both{wide, square};
+  const hired::io::RgbImage picture = hired::io::draw_selections(both, selection);
+  const hired::io::RgbImage first = hired::io::draw_selection(wide, selection, 0);
+  const hired::io::RgbImage second = hired::io::draw_selection(square, selection, 1);
+  ASSERT_EQ(picture.height, first.height + second.height);
+  ASSERT_EQ(picture.width, std::max(first.width, second.width));
+  for (std::int64_t y = 0; y < picture.height; ++y) {
+    const bool top = y < first.height;
+    const hired::io::RgbImage& part = top ? first : second;
+    const std::int64_t py = top ? y : y - first.height;
+    for (std::int64_t x = 0; x < part.width; ++x)
+      for (std::int64_t c = 0; c < 3; ++c)
+        ASSERT_EQ(picture.pixels[(y * picture.width + x) * 3 + c], part.pixels[(py * part.width + x) * 3 + c])
+            << "pixel " << x << "," << y;
+  }
+  expect_error([&] { (void)hired::io::draw_selections(std::span(both).first(1), selection); },
+               {"tiles", "1 images", "2 images"});
+}
+
 TEST(Overlay, TilesOfAnotherImageAreRefused) {
   const AnyresTiles wide = random_tiles({150, 380}, 7), square = random_tiles({600, 600}, 8);
   const hired::Selection selection = random_selection(square, 0.2, 9);

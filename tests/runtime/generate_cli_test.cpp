@@ -1,6 +1,8 @@
 // hired_generate as a user runs it: transformers' fixtures from image files and prompt text to
 // the same greedy tokens, the JSON summary and --dump, HiRED's flags, and one test per kind of
 // bad input (exit status 2, no result on stdout, the culprit named on stderr's last line).
+#include "hired/io/image.hpp"
+#include "hired/io/overlay.hpp"
 #include "hired/io/safetensors.hpp"
 #include "support/run_process.hpp"
 
@@ -123,6 +125,45 @@ TEST(HiredGenerate, MiniPresetOnTheSampleImage) {
   const std::string base = "--preset mini --random-weights --image " + q(sample_image) + " --max-new-tokens 2";
   EXPECT_EQ(summary(generate(base))["visual_tokens"], 2880);
   EXPECT_EQ(summary(generate(base + " --budget-rate 0.2"))["visual_tokens"], 576);
+}
+
+// --overlay: the image's partitions as preprocessing cuts them, each patch at full brightness
+// where --dump's selection keeps it and at a quarter where it drops it; every patch without HiRED.
+TEST(HiredGenerate, OverlayDrawsTheKeptPatches) {
+  const std::string base = "--preset mini --random-weights --image " + q(sample_image) + " --max-new-tokens 1";
+  const hired::io::AnyresTiles tiles = hired::io::anyres_tiles(
+      hired::io::load_image(sample_image),
+      std::vector<hired::Size2>(hired::llava_v16_grid_pinpoints.begin(), hired::llava_v16_grid_pinpoints.end()));
+  for (const bool hired_on : {true, false}) {
+    SCOPED_TRACE(hired_on ? "HiRED at 20%" : "HiRED off");
+    const fs::path png = scratch("overlay.png"), dump = scratch("overlay.safetensors");
+    (void)summary(generate(base + " --overlay " + q(png) + " --dump " + q(dump) +
+                           (hired_on ? " --budget-rate 0.2" : "")));
+    const hired::io::RgbImage picture = hired::io::load_image(png);
+    ASSERT_EQ(picture.width, 8 + 336 + 24 + 2 * (336 + 8));  // the full image, then 2 x 2 tiles
+    ASSERT_EQ(picture.height, 8 + 2 * (336 + 8 + 20));
+    std::vector<std::vector<char>> kept(5, std::vector<char>(576, hired_on ? 0 : 1));
+    if (hired_on) {
+      const auto file = hired::io::SafeTensors::load(dump.string());
+      const std::vector<std::int64_t> indices = file.at("kept").to_int64();
+      const std::vector<std::int64_t> offsets = file.at("kept_offsets").to_int64();
+      for (std::size_t p = 0; p < 5; ++p)
+        for (std::int64_t i = offsets[p]; i < offsets[p + 1]; ++i) kept[p][indices[i]] = 1;
+    }
+    const auto at = hired::io::overlay_placements(tiles);
+    std::int64_t bright = 0;
+    for (std::int64_t p = 0; p < 5; ++p)
+      for (std::int64_t token = 0; token < 576; ++token) {
+        const std::int64_t y = (token / 24) * 14 + 7, x = (token % 24) * 14 + 7;  // a patch's centre
+        bright += kept[p][token];
+        for (std::int64_t c = 0; c < 3; ++c) {
+          const std::uint8_t tile = tiles.tiles[(p * 3 + c) * 336 * 336 + y * 336 + x];
+          const std::uint8_t drawn = picture.pixels[((at[p].y + y) * picture.width + at[p].x + x) * 3 + c];
+          ASSERT_EQ(drawn, kept[p][token] ? tile : tile / 4) << "partition " << p << " token " << token;
+        }
+      }
+    EXPECT_EQ(bright, hired_on ? 576 : 2880);
+  }
 }
 
 TEST(HiredGenerate, PixelValuesFileEqualsTheImageFile) {
@@ -282,6 +323,9 @@ TEST(HiredGenerate, RejectsBadFlags) {
   expect_rejected(generate("--preset huge --random-weights --image " + q(sample_image)), "huge", false);
   expect_rejected(generate("--preset mini --image " + q(sample_image)), "--random-weights", false);
   expect_rejected(generate("--model " + q(vicuna)), "--image", false);
+  expect_rejected(generate("--preset mini --random-weights --image " + q(sample_image) + " --overlay " +
+                           q(fs::path("/nonexistent/dir/o.png"))),
+                  "/nonexistent/dir/o.png", false);
 }
 
 TEST(HiredGenerate, RejectsBadPixelValuesFiles) {
@@ -296,6 +340,9 @@ TEST(HiredGenerate, RejectsBadPixelValuesFiles) {
                             hired::io::make_tensor_data("image_sizes", hired::io::Dtype::I64, {1, 2}, std::vector<std::int64_t>{150, 380})});
   expect_rejected(generate("--model " + q(vicuna) + " --pixel-values " + q(wrong) + " --prompt-ids 1,352"),
                   "pixel_values", false);
+  expect_rejected(generate("--model " + q(vicuna) + " --pixel-values " + q(wrong) +
+                           " --prompt-ids 1,352 --overlay " + q(scratch("o.png"))),
+                  "--overlay", false);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "hired/selection.hpp"
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace hired::io {
@@ -24,5 +25,9 @@ std::vector<Placement2> overlay_placements(const AnyresTiles& tiles);
 /// anyres_tiles). hired::Error when the tiles do not belong to the selection's image (another
 /// partition count or grid, or a tile size the token grid does not divide).
 RgbImage draw_selection(const AnyresTiles& tiles, const Selection& selection, std::int64_t image);
+
+/// Every image of `selection`, each drawn by draw_selection from its own partitions
+/// (`tiles[b]` for image b), one below the other. hired::Error when the counts differ.
+RgbImage draw_selections(std::span<const AnyresTiles> tiles, const Selection& selection);
 
 }  // namespace hired::io
