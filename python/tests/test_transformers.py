@@ -89,6 +89,24 @@ def test_twenty_percent_keeps_what_hired_generate_keeps(model, processor, applie
     assert out[0, inputs["input_ids"].shape[1]:].tolist() == generated
 
 
+def test_two_images_in_one_prompt_keep_and_predict_what_hired_generate_does(model, processor, applied, tmp_path):
+    prompt = "USER: <image><image>\nCompare them. ASSISTANT:"
+    files = [IMAGES / "wide_150x380.png", IMAGES / "tall_500x240.png"]
+    dump = tmp_path / "two.safetensors"
+    subprocess.run(
+        [tool("hired_generate"), "--model", CHECKPOINT, "--image", files[0], "--image", files[1], "--prompt", prompt,
+         "--budget-rate", "0.2", "--max-new-tokens", "1", "--dump", dump],
+        check=True, capture_output=True, text=True,
+    )
+    theirs = load_file(str(dump))
+    handle = applied(hired.DropConfig(budget_rate=0.2))
+    inputs = processor(images=[image(f.name) for f in files], text=[prompt], return_tensors="pt")
+    ours = logits(model, inputs)[0]
+    assert torch.equal(handle.last_selection.kept, theirs["kept"])
+    assert torch.equal(handle.last_selection.kept_offsets, theirs["kept_offsets"])
+    assert (ours - theirs["logits"]).abs().max() <= 1e-4
+
+
 def test_processor_expands_each_image_to_hireds_count(model, processor, applied):
     config = hired.DropConfig(budget_rate=0.2)
     applied(config)
