@@ -142,6 +142,13 @@ TEST(CheckpointParity, Qwen2BiasesAreRead) {
                                 "self_attn.q_proj.bias");
 }
 
+/// text_config.vocab_size is the embedding's and lm_head's row count: a config that says
+/// otherwise is refused naming the tensor and both shapes.
+TEST(CheckpointParity, VocabularySizeIsTheEmbeddingRows) {
+  expect_naive_reading_caught("qwen72b_tiny", [](LlavaNextConfig& c) { c.text.vocab_size = 321; },
+                              "[320, 16] in the file, the config needs [321, 16]");
+}
+
 /// The image token anywhere in the vocabulary: Qwen's sits among the ids (the prompt uses ids
 /// above it), Yi's right after the sentencepiece vocabulary; both fixtures merge at it.
 TEST(CheckpointParity, ImageTokenAnywhereInTheVocabulary) {
@@ -351,7 +358,7 @@ TEST(CheckpointTensors, UnusedTensorsAreRefusedByName) {
   expect_error([&] { LlavaNextModel::load(dir); },
                {dir.string(), "2 tensors", "language_model.model.layers.0.self_attn.q_norm.weight",
                 "vision_tower.vision_model.visual_projection.weight", "refused"});
-  // A tensor of a layer that runs is used; one past the last layer of the tower is not skipped.
+  // A name that only looks like a vision layer's (no layer index) is not skipped.
   const fs::path deep = rewritten_checkpoint(
       scratch, "divergence/llama_bias", {}, {{"vision_tower.vision_model.encoder.layers.x.fc.weight", {2}}});
   expect_error([&] { LlavaNextModel::load(deep); }, {"encoder.layers.x.fc.weight"});

@@ -46,8 +46,12 @@ using hired_test::to_tensor;
 /// the feature layer is layer 2 (vision_feature_layer -2), as in CLIP-L's 22 of 24.
 LlavaNextConfig tiny_config() {
   LlavaNextConfig c;
-  c.vision = {.hidden_size = 16, .intermediate_size = 32, .num_hidden_layers = 4,
-              .num_attention_heads = 4, .image_size = 56, .patch_size = 14};
+  c.vision.hidden_size = 16;
+  c.vision.intermediate_size = 32;
+  c.vision.num_hidden_layers = 4;
+  c.vision.num_attention_heads = 4;
+  c.vision.image_size = 56;
+  c.vision.patch_size = 14;
   c.text.vocab_size = 64;
   c.text.hidden_size = 24;
   c.text.intermediate_size = 48;

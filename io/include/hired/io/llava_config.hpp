@@ -25,12 +25,18 @@ enum class Architecture { llava_next, llava };
 
 std::string_view to_string(Architecture architecture);
 
+/// The sizes a transformer stack, the vision tower's or the decoder's, is built from.
+struct StackShape {
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;  // the MLP's inner width
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+};
+
 /// CLIP vision tower (CLIPVisionConfig; defaults are transformers').
-struct VisionConfig {
-  std::int64_t hidden_size = 768;
-  std::int64_t intermediate_size = 3072;
-  std::int64_t num_hidden_layers = 12;
-  std::int64_t num_attention_heads = 12;
+struct VisionConfig : StackShape {
+  VisionConfig() : StackShape{768, 3072, 12, 12} {}
+
   std::int64_t image_size = 224;
   std::int64_t patch_size = 32;
   std::int64_t num_channels = 3;
@@ -42,14 +48,13 @@ struct VisionConfig {
   std::int64_t num_patches() const { return grid_side() * grid_side(); }
 };
 
-/// The decoder: Llama (Vicuna, Yi), Mistral or Qwen2, as their transformers configs define them.
-struct TextConfig {
+/// The decoder: Llama (Vicuna, Yi), Mistral or Qwen2, as their transformers configs define them
+/// (LlamaConfig's defaults).
+struct TextConfig : StackShape {
+  TextConfig() : StackShape{4096, 11008, 32, 32} {}
+
   std::string model_type = "llama";  // llama, mistral or qwen2
   std::int64_t vocab_size = 32000;
-  std::int64_t hidden_size = 4096;
-  std::int64_t intermediate_size = 11008;
-  std::int64_t num_hidden_layers = 32;
-  std::int64_t num_attention_heads = 32;
   std::int64_t num_key_value_heads = 32;
   std::int64_t head_dim = 128;
   std::int64_t max_position_embeddings = 2048;
