@@ -1,6 +1,6 @@
-// hired_generate: LLaVA-Next with HiRED on one prompt, from a Hugging Face llava-hf directory
-// or a preset with random weights. Progress and timings go to stderr; the last line of stdout
-// is a JSON summary. Bad input: exit status 2 and one line on stderr naming the file or flag.
+// hired_generate: LLaVA-NeXT or LLaVA-1.5 with HiRED on one prompt, from a Hugging Face
+// llava-hf directory or a preset with random weights. Progress and timings go to stderr; the
+// last line of stdout is a JSON summary. Bad input: exit status 2 and one line on stderr naming the file or flag.
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
@@ -31,7 +31,7 @@ using hired::check;
 using hired::fail;
 
 constexpr std::string_view usage =
-    "usage: hired_generate (--model DIR | --preset mini|llava-next-7b --random-weights [--seed S])\n"
+    "usage: hired_generate (--model DIR | --preset NAME --random-weights [--seed S])\n"
     "                      (--image PATH [--image PATH ...] | --pixel-values FILE.safetensors)\n"
     "                      [--prompt TEXT | --prompt-ids 1,2,3] [--max-new-tokens N] [--ignore-eos]\n"
     "                      [--budget-rate R | --budget-tokens T] [--alpha A]\n"
@@ -39,10 +39,16 @@ constexpr std::string_view usage =
     "                      [--dtype fp32|fp16|bf16] [--device cpu|cuda] [--dump FILE.safetensors]\n"
     "                      [--overlay FILE.png]\n"
     "\n"
-    "Without a dropping flag the model runs stock LLaVA-Next; any of --budget-rate,\n"
+    "--model reads a llava-hf LLaVA-NeXT (llava_next) or LLaVA-1.5 (llava) checkpoint;\n"
+    "--preset builds a real checkpoint's shape with random weights: mini (CPU-sized),\n"
+    "llava-1.5-7b, llava-next-7b, llava-next-vicuna-13b, llava-next-mistral-7b,\n"
+    "llava-next-34b, llava-next-72b, llava-next-110b.\n"
+    "Without a dropping flag the model runs stock LLaVA; any of --budget-rate,\n"
     "--budget-tokens, --alpha, --mode, --newline turns HiRED on (exact mode, rate 0.2,\n"
-    "alpha 0.5 by default). --prompt needs DIR/tokenizer.model; each <image> in it (or each\n"
-    "image token id in --prompt-ids) takes the next image. The default prompt is Vicuna's\n"
+    "alpha 0.5 by default); LLaVA-1.5 has no image_newline, so --newline changes nothing there.\n"
+    "--prompt needs DIR/tokenizer.model (Yi's and Qwen's chat formats: use --prompt-ids);\n"
+    "each <image> in it (or each image token id in --prompt-ids) takes the next image.\n"
+    "The default prompt is Vicuna's\n"
     "\"USER: <image>\\nWhat is shown in this image? ASSISTANT:\" (with a tokenizer), or a\n"
     "stand-in of the same length in ids. --pixel-values reads pixel_values [sum P, 3, 336, 336]\n"
     "and image_sizes [B, 2] (height, width). --dump writes the prefill logits, the kept\n"

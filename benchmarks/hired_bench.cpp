@@ -56,14 +56,16 @@ using hired::io::LlavaNextConfig;
 using hired::llava::LlavaNextModel;
 
 constexpr std::string_view usage =
-    "usage: hired_bench [--preset mini|llava-next-7b | --model DIR] [--budgets 1.0,0.2]\n"
+    "usage: hired_bench [--preset NAME | --model DIR] [--budgets 1.0,0.2]\n"
     "                   [--batch 1[,4]] [--image PATH] [--device cpu|cuda] [--dtype fp32|fp16|bf16]\n"
     "                   [--max-new-tokens 15] [--warmup 1] [--reps 5] [--alpha 0.5]\n"
     "                   [--mode exact|reference] [--seed S] [--json FILE] [--plot FILE.png]\n"
     "                   [--no-selection]\n"
     "\n"
-    "Defaults: preset mini on CPU in fp32; llava-next-7b on CUDA in fp16 (the paper's P40\n"
-    "recipe); the bundled 600x600 image; 15 new tokens, greedy, EOS ignored.\n";
+    "Defaults: preset mini on CPU in fp32; the other presets (real checkpoint shapes with random\n"
+    "weights: llava-1.5-7b, llava-next-7b, llava-next-vicuna-13b, llava-next-mistral-7b,\n"
+    "llava-next-34b, llava-next-72b, llava-next-110b) on CUDA in fp16 (the paper's P40 recipe);\n"
+    "the bundled 600x600 image; 15 new tokens, greedy, EOS ignored.\n";
 
 struct Options {
   std::string preset = "mini";
@@ -245,16 +247,21 @@ double vision_flops(const LlavaNextConfig& c, std::int64_t partitions) {
 }
 
 /// The projector on `rows` visual tokens and the LLM prefill of one `tokens`-long sequence
-/// (causal attention: each position attends to itself and the earlier ones; logits of the
-/// last position only).
+/// (causal attention: each position attends to itself and the earlier ones, a sliding-window
+/// layer to the last `window` of them; logits of the last position only).
 double prefill_flops(const LlavaNextConfig& c, std::int64_t rows, std::int64_t tokens) {
   const auto& t = c.text;
   const double d = double(t.hidden_size), q = double(t.num_attention_heads * t.head_dim);
   const double kv = double(t.num_key_value_heads * t.head_dim), l = double(tokens);
-  const double projector = 2 * double(rows) * (double(c.vision.hidden_size) * d + d * d);
-  const double per_layer = 2 * l * (d * q + 2 * d * kv + q * d + 3 * d * double(t.intermediate_size)) +
-                           2 * 2 * (l * (l + 1) / 2) * q;
-  return projector + double(t.num_hidden_layers) * per_layer + 2 * d * double(t.vocab_size);
+  const double projector = 2 * double(rows) * (double(c.projector_input_size()) * d + d * d);
+  const double linear = 2 * l * (d * q + 2 * d * kv + q * d + 3 * d * double(t.intermediate_size));
+  double total = projector + 2 * d * double(t.vocab_size);
+  for (std::int64_t layer = 0; layer < t.num_hidden_layers; ++layer) {
+    const double w = double(t.attention_window(layer));
+    const double pairs = w > 0 && w < l ? w * (w + 1) / 2 + (l - w) * w : l * (l + 1) / 2;
+    total += linear + 2 * 2 * pairs * q;
+  }
+  return total;
 }
 
 // --- one measured run ---------------------------------------------------------------------

@@ -264,6 +264,36 @@ AnyresTiles anyres_tiles(const RgbImage& image, std::span<const Size2> pinpoints
   return t;
 }
 
+AnyresTiles clip_center_crop(const RgbImage& image, std::int64_t shortest_edge, std::int64_t crop) {
+  check_image(image, "clip_center_crop: image");
+  check(shortest_edge > 0 && shortest_edge <= kMaxSide, "clip_center_crop: shortest_edge {} must be in [1, {}]",
+        shortest_edge, kMaxSide);
+  check(crop > 0 && crop <= kMaxSide, "clip_center_crop: crop {} must be in [1, {}]", crop, kMaxSide);
+  // get_resize_output_image_size(default_to_square=False): int(size * long / short), the
+  // product exact in integers, the quotient a correctly rounded double like Python's.
+  const bool portrait = image.width <= image.height;
+  const std::int64_t short_side = portrait ? image.width : image.height;
+  const std::int64_t long_side = portrait ? image.height : image.width;
+  const auto long_edge = static_cast<std::int64_t>(double(shortest_edge * long_side) / double(short_side));
+  check(long_edge <= kMaxSide, "clip_center_crop: the resized long edge {} exceeds {}", long_edge, kMaxSide);
+  const RgbImage resized = resize_bicubic(
+      image, portrait ? Size2{long_edge, shortest_edge} : Size2{shortest_edge, long_edge});
+
+  AnyresTiles t;
+  t.image_size = image.size();
+  t.best_resolution = {crop, crop};
+  t.tile_px = crop;
+  t.partitions = 1;
+  t.tiles.assign(static_cast<std::size_t>(3 * crop * crop), 0);
+  // center_crop: the window's corner in the resized image; where the image is smaller than the
+  // crop, transformers pads it centred first (top_pad = ceil((crop - h) / 2)) and crops that.
+  const auto corner = [crop](std::int64_t size) {
+    return size >= crop ? (size - crop) / 2 : -((crop - size + 1) / 2);
+  };
+  put_tile(resized, 0, 0, corner(resized.height), corner(resized.width), crop, t.tiles.data());
+  return t;
+}
+
 void normalize_clip(std::span<const std::uint8_t> tiles, std::span<float> out,
                     std::int64_t plane) {
   check(plane > 0, "normalize_clip: plane {} must be positive", plane);
@@ -291,12 +321,16 @@ std::vector<float> normalize_clip(const AnyresTiles& tiles) {
   return out;
 }
 
-PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
-                             std::span<const Size2> pinpoints, std::int64_t tile_px) {
+namespace {
+
+/// Each file through `partition` (an image to its AnyresTiles), normalised into one batch.
+template <class Partition>
+PixelBatch preprocess_each(std::span<const std::filesystem::path> files, std::int64_t tile_px,
+                           Partition partition) {
   PixelBatch batch;
   batch.tile_px = tile_px;
   for (const auto& file : files) {
-    const AnyresTiles tiles = anyres_tiles(load_image(file), pinpoints, tile_px);
+    const AnyresTiles tiles = partition(load_image(file));
     const std::size_t at = batch.pixel_values.size();
     batch.pixel_values.resize(at + tiles.tiles.size());
     normalize_clip(tiles.tiles, std::span<float>(batch.pixel_values).subspan(at), tile_px * tile_px);
@@ -304,6 +338,21 @@ PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
     batch.partitions.push_back(tiles.partitions);
   }
   return batch;
+}
+
+}  // namespace
+
+PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
+                             std::span<const Size2> pinpoints, std::int64_t tile_px) {
+  return preprocess_each(files, tile_px, [&](const RgbImage& image) {
+    return anyres_tiles(image, pinpoints, tile_px);
+  });
+}
+
+PixelBatch preprocess_images_clip(std::span<const std::filesystem::path> files, std::int64_t tile_px) {
+  return preprocess_each(files, tile_px, [&](const RgbImage& image) {
+    return clip_center_crop(image, tile_px, tile_px);
+  });
 }
 
 }  // namespace hired::io

@@ -1,6 +1,7 @@
 // The Llama-family decoder and greedy decoding (hired/llava/language.hpp). Formulas follow
-// transformers' modeling_llama / modeling_mistral: RMSNorm in float32 then cast back, RoPE
-// with rotate_half and float32 cos/sin, K/V heads repeated for grouped-query attention.
+// transformers' modeling_llama / modeling_mistral / modeling_qwen2: RMSNorm in float32 then
+// cast back, RoPE with rotate_half and float32 cos/sin, K/V heads repeated for grouped-query
+// attention, the sliding window as masking_utils' sliding_window_overlay (key > query - window).
 #include "hired/llava/language.hpp"
 
 #include "hired/error.hpp"
@@ -36,22 +37,42 @@ LanguageModel::LanguageModel(const TextConfig& config, Weights& weights)
   const std::int64_t q = config.num_attention_heads * config.head_dim;
   const std::int64_t kv = config.num_key_value_heads * config.head_dim;
   const std::string p = "language_model.model.";
-  embed_tokens_ = weights.take(p + "embed_tokens.weight", {v, d});
+  const auto bias = [&](bool present, const std::string& name, std::int64_t size) {
+    return present ? weights.take(name, {size}, Init::zeros) : at::Tensor();
+  };
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) {
     const std::string l = p + "layers." + std::to_string(i) + ".";
+    const std::string a = l + "self_attn.", m = l + "mlp.";
     layers_.push_back({.input_norm = weights.take(l + "input_layernorm.weight", {d}, Init::ones),
-                       .q = weights.take(l + "self_attn.q_proj.weight", {q, d}),
-                       .k = weights.take(l + "self_attn.k_proj.weight", {kv, d}),
-                       .v = weights.take(l + "self_attn.v_proj.weight", {kv, d}),
-                       .o = weights.take(l + "self_attn.o_proj.weight", {d, q}),
                        .post_norm = weights.take(l + "post_attention_layernorm.weight", {d}, Init::ones),
-                       .gate = weights.take(l + "mlp.gate_proj.weight", {inter, d}),
-                       .up = weights.take(l + "mlp.up_proj.weight", {inter, d}),
-                       .down = weights.take(l + "mlp.down_proj.weight", {d, inter})});
+                       .q = weights.take(a + "q_proj.weight", {q, d}),
+                       .k = weights.take(a + "k_proj.weight", {kv, d}),
+                       .v = weights.take(a + "v_proj.weight", {kv, d}),
+                       .o = weights.take(a + "o_proj.weight", {d, q}),
+                       .gate = weights.take(m + "gate_proj.weight", {inter, d}),
+                       .up = weights.take(m + "up_proj.weight", {inter, d}),
+                       .down = weights.take(m + "down_proj.weight", {d, inter}),
+                       .q_bias = bias(config.qkv_bias, a + "q_proj.bias", q),
+                       .k_bias = bias(config.qkv_bias, a + "k_proj.bias", kv),
+                       .v_bias = bias(config.qkv_bias, a + "v_proj.bias", kv),
+                       .o_bias = bias(config.o_bias, a + "o_proj.bias", d),
+                       .gate_bias = bias(config.mlp_bias, m + "gate_proj.bias", inter),
+                       .up_bias = bias(config.mlp_bias, m + "up_proj.bias", inter),
+                       .down_bias = bias(config.mlp_bias, m + "down_proj.bias", d)});
   }
   norm_ = weights.take(p + "norm.weight", {d}, Init::ones);
-  lm_head_ = config.tie_word_embeddings ? embed_tokens_
-                                        : weights.take("language_model.lm_head.weight", {v, d});
+  // transformers ties lm_head to the embeddings only when the config says so, and then only
+  // tensors that are equal (a checkpoint holding both, different, keeps both) or missing (the
+  // one present serves for both).
+  const std::string embed = p + "embed_tokens.weight", head = "language_model.lm_head.weight";
+  if (!config.tie_word_embeddings || weights.in_checkpoint(head)) {
+    lm_head_ = weights.take(head, {v, d});
+    const bool head_only = config.tie_word_embeddings && !weights.in_checkpoint(embed);
+    embed_tokens_ = head_only ? lm_head_ : weights.take(embed, {v, d});
+  } else {
+    embed_tokens_ = weights.take(embed, {v, d});
+    lm_head_ = embed_tokens_;
+  }
   // inv_freq = 1 / theta^(2i / d) in float32, as transformers computes it.
   const at::Tensor exponents =
       at::arange(0, config.head_dim, 2, at::kLong).to(at::kFloat) / static_cast<double>(config.head_dim);
@@ -99,28 +120,34 @@ at::Tensor LanguageModel::forward(const at::Tensor& embeds, const at::Tensor& po
   const at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);
   const at::Tensor cos = angles.cos().to(embeds.scalar_type()), sin = angles.sin().to(embeds.scalar_type());
 
-  // Query i (at cache position past + i) sees key j when j is valid and j <= past + i. A
-  // padding query sees at least itself, so no softmax row is empty. Without padding, a plain
-  // causal prefill (or a decode step that sees everything) needs no mask, which lets SDPA pick
-  // its fused kernels.
-  std::optional<at::Tensor> mask;
+  // Query i (at cache position past + i) sees key j when j is valid and j <= past + i, and in
+  // a sliding-window layer when also j > past + i - window. A padding query sees at least
+  // itself, so no softmax row is empty. Without padding, a plain causal prefill (or a decode
+  // step that sees everything) needs no mask, which lets SDPA pick its fused kernels.
   const bool padded = !key_valid.all().item<bool>();
-  if (padded || (past > 0 && len > 1)) {
-    const at::Tensor key_index = at::arange(total, at::TensorOptions(at::kLong).device(embeds.device()));
-    const at::Tensor query_index = key_index.slice(0, past).unsqueeze(1);
-    mask = (((key_index.unsqueeze(0) <= query_index).unsqueeze(0) & key_valid.unsqueeze(1)) |
-            (key_index.unsqueeze(0) == query_index).unsqueeze(0))
-               .unsqueeze(1);
-  }
-  const bool causal = !mask && past == 0 && len > 1;
+  const auto mask_for = [&](std::int64_t window) -> std::optional<at::Tensor> {
+    const bool windowed = window > 0 && total > window;
+    if (!windowed && !padded && !(past > 0 && len > 1)) return std::nullopt;
+    const at::Tensor key_index = at::arange(total, at::TensorOptions(at::kLong).device(embeds.device())).unsqueeze(0);
+    const at::Tensor query_index = key_index.slice(1, past).transpose(0, 1);  // [L, 1]
+    at::Tensor visible = key_index <= query_index;
+    if (windowed) visible = visible & (key_index > query_index - window);
+    return ((visible.unsqueeze(0) & key_valid.unsqueeze(1)) | (key_index == query_index).unsqueeze(0)).unsqueeze(1);
+  };
+  const std::optional<at::Tensor> full_mask = mask_for(0);
+  const std::optional<at::Tensor> window_mask =
+      config_.sliding_layers.empty() ? std::nullopt : mask_for(config_.sliding_window);
 
   at::Tensor h = embeds;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& layer = layers_[i];
+    const std::optional<at::Tensor>& mask =
+        config_.attention_window(static_cast<std::int64_t>(i)) > 0 ? window_mask : full_mask;
+    const bool causal = !mask && past == 0 && len > 1;
     const at::Tensor x = rms_norm(h, layer.input_norm);
-    at::Tensor q = at::linear(x, layer.q).view({batch, len, heads, hd}).transpose(1, 2);
-    at::Tensor k = at::linear(x, layer.k).view({batch, len, kv_heads, hd}).transpose(1, 2);
-    const at::Tensor v = at::linear(x, layer.v).view({batch, len, kv_heads, hd}).transpose(1, 2);
+    at::Tensor q = at::linear(x, layer.q, layer.q_bias).view({batch, len, heads, hd}).transpose(1, 2);
+    at::Tensor k = at::linear(x, layer.k, layer.k_bias).view({batch, len, kv_heads, hd}).transpose(1, 2);
+    const at::Tensor v = at::linear(x, layer.v, layer.v_bias).view({batch, len, kv_heads, hd}).transpose(1, 2);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     cache.keys[i].slice(2, past, total).copy_(k);
@@ -128,9 +155,10 @@ at::Tensor LanguageModel::forward(const at::Tensor& embeds, const at::Tensor& po
     const at::Tensor keys = repeat_kv(cache.keys[i].slice(2, 0, total), heads / kv_heads);
     const at::Tensor values = repeat_kv(cache.values[i].slice(2, 0, total), heads / kv_heads);
     const at::Tensor attn = at::scaled_dot_product_attention(q, keys, values, mask, 0.0, causal);
-    h = h + at::linear(attn.transpose(1, 2).reshape({batch, len, heads * hd}), layer.o);
+    h = h + at::linear(attn.transpose(1, 2).reshape({batch, len, heads * hd}), layer.o, layer.o_bias);
     const at::Tensor y = rms_norm(h, layer.post_norm);
-    h = h + at::linear(at::silu(at::linear(y, layer.gate)) * at::linear(y, layer.up), layer.down);
+    const at::Tensor gated = at::silu(at::linear(y, layer.gate, layer.gate_bias)) * at::linear(y, layer.up, layer.up_bias);
+    h = h + at::linear(gated, layer.down, layer.down_bias);
   }
   cache.length = total;
   const at::Tensor last = rms_norm(h.select(1, len - 1), norm_);
@@ -190,7 +218,7 @@ Generation generate_greedy(const LanguageModel& model, const at::Tensor& embeds,
       if (done[b]) continue;
       const std::int64_t token = host[b].item<std::int64_t>();
       out.tokens[b].push_back(token);
-      done[b] = options.stop_at_eos && token == config.eos_token_id;
+      done[b] = options.stop_at_eos && std::ranges::count(config.eos_token_ids, token) > 0;
       all_done = all_done && done[b];
     }
     if (all_done || step + 1 == options.max_new_tokens) break;

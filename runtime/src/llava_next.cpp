@@ -1,5 +1,5 @@
-// LlavaNextModel (hired/llava/model.hpp): the pieces wired together, timed, and the merge of
-// image rows into the prompts.
+// LlavaNextModel (hired/llava/model.hpp): the pieces wired together, every checkpoint tensor
+// accounted for, timed, and the merge of image rows into the prompts.
 #include "hired/llava/model.hpp"
 
 #include "hired/error.hpp"
@@ -9,7 +9,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 
 namespace hired::llava {
 namespace {
@@ -17,10 +19,49 @@ namespace {
 using io::SafeTensors;
 using io::TensorView;
 
-void check_supported(const LlavaNextConfig& config) {
-  check(config.vision_feature_select_strategy == "default",
-        "config: vision_feature_select_strategy '{}' is not supported by anyres packing (default)",
-        config.vision_feature_select_strategy);
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+/// Why hired does not read a checkpoint tensor that transformers would load, or "" when it has
+/// no reason to skip it.
+std::string_view skip_reason(std::string_view name, const LlavaNextConfig& config) {
+  constexpr std::string_view layers = "vision_tower.vision_model.encoder.layers.";
+  if (starts_with(name, layers)) {
+    const std::string_view rest = name.substr(layers.size());
+    std::int64_t index = 0;
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), index);
+    if (ec == std::errc() && end != rest.data() && *end == '.' && index >= config.vision_layers_run())
+      return "vision layers after the deepest feature layer never run";
+  }
+  if (starts_with(name, "vision_tower.vision_model.post_layernorm."))
+    return "CLIP's post_layernorm feeds only the pooled output, which LLaVA does not use";
+  if (name == "vision_tower.vision_model.embeddings.position_ids")
+    return "CLIP's position_ids buffer is 0..N, which hired indexes directly";
+  if (ends_with(name, ".rotary_emb.inv_freq"))
+    return "rotary inv_freq buffers are recomputed from rope_theta, as transformers does";
+  return "";
+}
+
+/// Every tensor of the checkpoint is used or knowingly skipped; anything else is refused.
+void check_every_tensor_accounted_for(const Weights& weights, const LlavaNextConfig& config) {
+  std::vector<std::string> unused;
+  for (const std::string& name : weights.untaken())
+    if (skip_reason(name, config).empty()) unused.push_back(name);
+  if (unused.empty()) return;
+  constexpr std::size_t shown = 12;
+  fail("{}: {} tensor{} of the checkpoint that this config does not compute with: {}{} (a field "
+       "hired does not read may need them; refused rather than ignored)",
+       weights.origin(), unused.size(), unused.size() == 1 ? "" : "s",
+       fmt::join(unused.begin(), unused.begin() + std::min(unused.size(), shown), ", "),
+       unused.size() > shown ? fmt::format(", ... ({} more)", unused.size() - shown) : "");
+}
+
+/// Partitions of an image of `size`: 1 + its anyres tiles, or 1 for LLaVA-1.5.
+std::int64_t partitions_of(Size2 size, const LlavaNextConfig& config) {
+  if (config.architecture == io::Architecture::llava) return 1;
+  return 1 + anyres_grid_shape(size, config.image_grid_pinpoints, config.vision.image_size).tiles();
 }
 
 }  // namespace
@@ -40,8 +81,7 @@ ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNext
   for (std::size_t i = 0; i < hw.size(); i += 2) {
     check(hw[i] > 0 && hw[i + 1] > 0, "{}: image_sizes row {} ({}, {}) must be positive",
           path.string(), i / 2, hw[i], hw[i + 1]);
-    partitions.push_back(1 + anyres_grid_shape({hw[i], hw[i + 1]}, config.image_grid_pinpoints,
-                                                      side).tiles());
+    partitions.push_back(partitions_of({hw[i], hw[i + 1]}, config));
   }
   ImageInputs in;
   in.pixel_values = at::tensor(at::ArrayRef<float>(values)).reshape(pv.shape());
@@ -53,7 +93,9 @@ ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNext
 ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config) {
   check(!paths.empty(), "images: none given");
   const io::PixelBatch batch =
-      io::preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
+      config.architecture == io::Architecture::llava
+          ? io::preprocess_images_clip(paths, config.vision.image_size)
+          : io::preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
   std::vector<std::int64_t> sizes;
   for (const Size2& s : batch.image_sizes) sizes.insert(sizes.end(), {s.height, s.width});
   const std::int64_t images = static_cast<std::int64_t>(paths.size()), side = batch.tile_px;
@@ -68,7 +110,8 @@ ImageInputs read_images(std::span<const std::filesystem::path> paths, const Llav
 /// Without a tokenizer: BOS, the image tokens, and a fixed stand-in for the default prompt's
 /// text (the length of Vicuna's tokens for it; the ids carry no meaning for random weights).
 std::vector<std::int64_t> default_prompt_ids(std::int64_t images, const LlavaNextConfig& c) {
-  std::vector<std::int64_t> ids{c.text.bos_token_id, 3148, 1001, 29901};  // "USER:"
+  std::vector<std::int64_t> ids{3148, 1001, 29901};  // "USER:"
+  if (c.text.bos_token_id) ids.insert(ids.begin(), *c.text.bos_token_id);
   for (std::int64_t i = 0; i < images; ++i) ids.insert(ids.end(), {c.image_token_id, 13});
   for (std::int64_t i = 0; i < 12; ++i) ids.push_back(3000 + 17 * i);  // the question and "ASSISTANT:"
   for (std::int64_t& id : ids) id %= c.text.vocab_size;
@@ -85,11 +128,11 @@ std::string default_prompt(std::int64_t images) {
 LlavaNextModel::LlavaNextModel(LlavaNextConfig config, Weights& weights)
     : config_(std::move(config)), options_(weights.options()) {
   config_.validate();
-  check_supported(config_);
   vision_ = std::make_shared<VisionTower>(config_, weights);
   projector_ = std::make_shared<Projector>(config_, weights);
-  image_newline_ = weights.take("image_newline", {config_.text.hidden_size});
+  if (config_.has_image_newline()) image_newline_ = weights.take("image_newline", {config_.text.hidden_size});
   language_ = std::make_shared<LanguageModel>(config_.text, weights);
+  check_every_tensor_accounted_for(weights, config_);
 }
 
 LlavaNextModel LlavaNextModel::load(const std::filesystem::path& dir, WeightOptions options) {
@@ -122,6 +165,14 @@ EncodedImages LlavaNextModel::encode_images(const ImageInputs& images,
         "pixel_values: {} partitions, but num_partitions sums to {}",
         images.pixel_values.dim() == 4 ? images.pixel_values.size(0) : -1, partitions);
 
+  if (dropper) {
+    check(!config_.keeps_cls(),
+          "config: vision_feature_select_strategy 'full' keeps the CLS token among the image "
+          "rows; HiRED selects among patch tokens only, so it runs with 'default' only");
+    check(config_.feature_layer_index() >= 0,
+          "config: vision_feature_layer takes the embeddings only; HiRED needs the CLS "
+          "attention of an encoder layer");
+  }
   EncodedImages out;
   const Stopwatch vision_time;
   const std::array<std::int64_t, 2> capture{0, config_.feature_layer_index()};
@@ -131,9 +182,25 @@ EncodedImages LlavaNextModel::encode_images(const ImageInputs& images,
 
   const Stopwatch projection_time;
   const auto project = [this](const at::Tensor& x) { return projector_->forward(x); };
-  out.rows = dropper ? hired_llava_next(*dropper, vision.features, vision.cls_attention[0],
-                                        vision.cls_attention[1], batch, project, image_newline_)
-                     : stock_llava_next(vision.features, batch, project, image_newline_);
+  if (config_.has_image_newline()) {
+    out.rows = dropper ? hired_llava_next(*dropper, vision.features, vision.cls_attention[0],
+                                          vision.cls_attention[1], batch, project, image_newline_)
+                       : stock_llava_next(vision.features, batch, project, image_newline_);
+  } else if (dropper) {
+    // One partition and no image_newline: the kept tokens are the image's rows. The splice
+    // reads the newline's width only; under policy none it writes no newline row.
+    DropConfig no_newline = dropper->config();
+    no_newline.newline = NewlinePolicy::none;
+    const at::Tensor width_only = at::zeros({config_.text.hidden_size}, vision.features.options());
+    out.rows = hired_llava_next(TokenDropper(no_newline), vision.features, vision.cls_attention[0],
+                                vision.cls_attention[1], batch, project, width_only);
+  } else {
+    // transformers' LlavaModel: every token of every image, projected, in order.
+    const std::int64_t count = vision.features.size(0), tokens = vision.features.size(1);
+    out.rows.features = project(vision.features.reshape({count * tokens, vision.features.size(2)}));
+    out.rows.lengths = at::full({count}, tokens, at::TensorOptions(at::kLong).device(out.rows.features.device()));
+    out.rows.visual_tokens.assign(static_cast<std::size_t>(count), tokens);
+  }
   out.projection_seconds = projection_time.seconds();
   return out;
 }

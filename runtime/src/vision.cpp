@@ -21,7 +21,8 @@ at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(x * 1.702); 
 
 VisionTower::VisionTower(const LlavaNextConfig& config, Weights& weights)
     : config_(config.vision),
-      keep_cls_(config.vision_feature_select_strategy == "full"),
+      keep_cls_(config.keeps_cls()),
+      feature_states_(config.feature_hidden_states()),
       options_(weights.options()) {
   config.validate();
   const std::int64_t d = config_.hidden_size, p = config_.patch_size;
@@ -80,7 +81,7 @@ at::Tensor VisionTower::layer_forward(const Layer& layer, const at::Tensor& hidd
 
   x = at::layer_norm(h, {config_.hidden_size}, layer.norm2_weight, layer.norm2_bias, eps);
   x = at::linear(x, layer.fc1_weight, layer.fc1_bias);
-  x = config_.hidden_act == "quick_gelu" ? quick_gelu(x) : at::gelu(x);
+  x = config_.hidden_act == "quick_gelu" ? quick_gelu(x) : at::gelu(x);  // "gelu": the erf form
   return h + at::linear(x, layer.fc2_weight, layer.fc2_bias);
 }
 
@@ -111,6 +112,13 @@ VisionOutput VisionTower::forward(const at::Tensor& pixel_values,
 
   VisionOutput out;
   out.cls_attention.resize(capture_layers.size());
+  // hidden_states[0] is the embeddings, hidden_states[i + 1] the output of layer i.
+  std::vector<at::Tensor> states(feature_states_.size());
+  const auto keep_state = [&](std::int64_t index) {
+    for (std::size_t f = 0; f < feature_states_.size(); ++f)
+      if (feature_states_[f] == index) states[f] = hidden;
+  };
+  keep_state(0);
   for (std::int64_t i = 0; i <= last; ++i) {
     at::Tensor rows;
     bool capture = false;
@@ -119,15 +127,17 @@ VisionOutput VisionTower::forward(const at::Tensor& pixel_values,
     for (std::size_t c = 0; c < capture_layers.size(); ++c) {
       if (capture_layers[c] == i) out.cls_attention[c] = rows;
     }
+    keep_state(i + 1);
   }
-  out.features = keep_cls_ ? hidden : hidden.slice(1, 1);
+  const at::Tensor features = states.size() == 1 ? states[0] : at::cat(states, -1);
+  out.features = keep_cls_ ? features : features.slice(1, 1);
   return out;
 }
 
 Projector::Projector(const LlavaNextConfig& config, Weights& weights)
-    : in_features_(config.vision.hidden_size), options_(weights.options()) {
+    : in_features_(config.projector_input_size()), options_(weights.options()) {
   config.validate();
-  const std::int64_t dv = config.vision.hidden_size, dt = config.text.hidden_size;
+  const std::int64_t dv = in_features_, dt = config.text.hidden_size;
   weight1_ = weights.take("multi_modal_projector.linear_1.weight", {dt, dv});
   weight2_ = weights.take("multi_modal_projector.linear_2.weight", {dt, dt});
   if (config.multimodal_projector_bias) {

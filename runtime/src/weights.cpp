@@ -19,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string_view>
 
 namespace hired::llava {
@@ -151,6 +152,7 @@ struct Weights::Impl {
   };
   std::vector<SafeTensors> shards;  // memory-mapped; tensor bytes are read on take()
   std::map<std::string, Entry> entries;  // by llava-hf name
+  std::set<std::string> taken;           // llava-hf names take() has returned
 
   void add(std::size_t shard, const std::string& stored_name) {
     const std::string name = llava_hf_name(stored_name);
@@ -226,7 +228,7 @@ Weights Weights::random(std::uint64_t seed, WeightOptions options, double stddev
 }
 
 at::Tensor Weights::take(const std::string& name, at::IntArrayRef shape, Init init) {
-  const Impl& impl = *impl_;
+  Impl& impl = *impl_;
   const auto tensor_options = at::TensorOptions().dtype(impl.options.dtype).device(impl.options.device);
   for (const std::int64_t dim : shape) {
     check(dim >= 0, "{}: tensor '{}': negative dim in the expected shape {}", impl.origin, name,
@@ -262,11 +264,21 @@ at::Tensor Weights::take(const std::string& name, at::IntArrayRef shape, Init in
   at::Tensor host = at::empty(shape, at::TensorOptions().dtype(*stored_type));
   if (!view.bytes().empty()) std::memcpy(host.data_ptr(), view.bytes().data(), view.bytes().size());
   release_pages(view.bytes());
+  impl.taken.insert(name);
   return host.to(tensor_options);
 }
 
 bool Weights::contains(const std::string& name) const {
   return impl_->seed.has_value() || impl_->entries.count(name) != 0;
+}
+
+bool Weights::in_checkpoint(const std::string& name) const { return impl_->entries.count(name) != 0; }
+
+std::vector<std::string> Weights::untaken() const {
+  std::vector<std::string> out;
+  for (const auto& [name, entry] : impl_->entries)
+    if (impl_->taken.count(name) == 0) out.push_back(name);
+  return out;
 }
 
 const WeightOptions& Weights::options() const { return impl_->options; }

@@ -1,7 +1,10 @@
 # hired_bench's contract, without timing anything: a short run on the mini preset writes the
 # JSON the README documents, with 2880 visual tokens at 100% and 576 at 20% for the 600x600
-# image; bad flags exit with status 2 and name the flag.
-#   cmake -DBENCH=<hired_bench> -DWORK_DIR=<dir> -P check_bench.cmake
+# image; bad flags exit with status 2 and name the flag. On checkpoints (FIXTURES, the
+# transformers fixtures): LLaVA-1.5 runs (576 visual tokens at 100%, 115 at 20%); a config key
+# hired does not know and a tensor it would not use are refused with status 2, named on the
+# last line of stderr.
+#   cmake -DBENCH=<hired_bench> -DWORK_DIR=<dir> -DFIXTURES=<tests/fixtures/llava> -P check_bench.cmake
 file(MAKE_DIRECTORY ${WORK_DIR})
 set(json ${WORK_DIR}/bench.json)
 set(png ${WORK_DIR}/bench.png)
@@ -65,4 +68,43 @@ foreach(case "--budgets;0;--budgets" "--budgets;1.5;--budgets" "--batch;0;--batc
     message(FATAL_ERROR "${flag} ${value}: status ${status}, stdout '${out}', stderr '${err}'")
   endif()
 endforeach()
-message(STATUS "hired_bench: JSON, plot and rejections as documented")
+
+set(llava15 ${WORK_DIR}/llava15.json)
+execute_process(COMMAND ${BENCH} --model ${FIXTURES}/llava15_7b_tiny --reps 1 --warmup 0
+                        --max-new-tokens 2 --no-selection --json ${llava15}
+                RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "hired_bench --model llava15_7b_tiny failed (${status}):\n${out}\n${err}")
+endif()
+file(READ ${llava15} doc)
+string(JSON full GET "${doc}" rows 0 visual_tokens)
+string(JSON dropped GET "${doc}" rows 1 visual_tokens)
+if(NOT full EQUAL 576 OR NOT dropped EQUAL 115)
+  message(FATAL_ERROR "LLaVA-1.5: ${full} and ${dropped} visual tokens, expected 576 and 115")
+endif()
+
+# Damaged copies of a small checkpoint: an unknown config key; biases a config says are absent.
+function(expect_refused dir named)
+  execute_process(COMMAND ${BENCH} --model ${dir} --reps 1 --warmup 0 --no-selection
+                  RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(STRIP "${err}" err)
+  string(REGEX REPLACE ".*\n" "" last "${err}")
+  string(FIND "${last}" "${named}" at)
+  if(NOT status EQUAL 2 OR at EQUAL -1 OR NOT out STREQUAL "")
+    message(FATAL_ERROR "${dir}: status ${status}, stdout '${out}', last stderr line '${last}'")
+  endif()
+endfunction()
+foreach(case unknown_key unused_bias)
+  file(REMOVE_RECURSE ${WORK_DIR}/${case})
+  file(COPY ${FIXTURES}/divergence/llama_bias/ DESTINATION ${WORK_DIR}/${case})
+  file(READ ${WORK_DIR}/${case}/config.json config)
+  if(case STREQUAL "unknown_key")
+    string(REGEX REPLACE "^{" "{\n  \"qk_norm\": true," config "${config}")
+  else()
+    string(REPLACE "\"attention_bias\": true" "\"attention_bias\": false" config "${config}")
+  endif()
+  file(WRITE ${WORK_DIR}/${case}/config.json "${config}")
+endforeach()
+expect_refused(${WORK_DIR}/unknown_key "qk_norm")
+expect_refused(${WORK_DIR}/unused_bias "language_model.model.layers.0.self_attn.k_proj.bias")
+message(STATUS "hired_bench: JSON, plot, checkpoints and rejections as documented")

@@ -156,6 +156,62 @@ TEST(PreprocessParity, ResizeEqualsTransformersResizeByteForByte) {
   EXPECT_EQ(static_cast<std::int64_t>(out_at), ref.at("outputs").numel());
 }
 
+// LLaVA-1.5's CLIPImageProcessor on 40 small random or gradient images: the shortest edge
+// resized (bicubic), then the centred crop, zero-padded where the crop is the larger.
+TEST(PreprocessParity, ClipCenterCropEqualsTransformersByteForByte) {
+  const auto ref = hired::io::SafeTensors::load((kLlava / "clip_reference.safetensors").string());
+  const auto in_sizes = ref.at("input_sizes").to_int64();
+  const auto params = ref.at("shortest_edge_crop").to_int64();
+  const auto* inputs = reinterpret_cast<const std::uint8_t*>(ref.at("inputs").bytes().data());
+  const auto* outputs = reinterpret_cast<const std::uint8_t*>(ref.at("outputs").bytes().data());
+  ASSERT_EQ(in_sizes.size(), 80u);
+  std::size_t in_at = 0, out_at = 0, padded = 0;
+  for (std::size_t i = 0; i < in_sizes.size() / 2; ++i) {
+    RgbImage img{in_sizes[2 * i], in_sizes[2 * i + 1], {}};
+    const std::int64_t edge = params[2 * i], crop = params[2 * i + 1];
+    const auto n_in = static_cast<std::size_t>(img.height * img.width * 3);
+    const auto n_out = static_cast<std::size_t>(3 * crop * crop);
+    img.pixels.assign(inputs + in_at, inputs + in_at + n_in);
+    const AnyresTiles t = hired::io::clip_center_crop(img, edge, crop);
+    EXPECT_EQ(t.partitions, 1);
+    EXPECT_EQ(t.grid.tiles(), 0);
+    EXPECT_EQ(t.image_size, img.size());
+    EXPECT_EQ(t.tiles, std::vector<std::uint8_t>(outputs + out_at, outputs + out_at + n_out))
+        << "case " << i << ": (" << img.height << ", " << img.width << "), shortest edge " << edge
+        << ", crop " << crop;
+    padded += crop > edge;
+    in_at += n_in;
+    out_at += n_out;
+  }
+  EXPECT_GT(padded, 5u);  // the padding branch of center_crop is exercised
+  EXPECT_EQ(static_cast<std::int64_t>(out_at), ref.at("outputs").numel());
+}
+
+TEST(ClipCenterCrop, RejectsBadSizes) {
+  const RgbImage img = constant_image(4, 6, 9);
+  expect_error([&] { hired::io::clip_center_crop(img, 0, 4); }, {"clip_center_crop", "shortest_edge 0"});
+  expect_error([&] { hired::io::clip_center_crop(img, 4, -1); }, {"clip_center_crop", "crop -1"});
+  expect_error([&] { hired::io::clip_center_crop(RgbImage{}, 4, 4); }, {"clip_center_crop: image"});
+  // 1 x 2^24 resized to a shortest edge of 2 would be 2 x 2^25: refused before allocating.
+  RgbImage thin{1, std::int64_t{1} << 24, {}};
+  thin.pixels.resize(static_cast<std::size_t>(3) << 24);
+  expect_error([&] { hired::io::clip_center_crop(thin, 2, 2); }, {"clip_center_crop", "long edge"});
+}
+
+TEST(ClipCenterCrop, ShortestEdgeThenCentreWindow) {
+  // 2 x 4 of columns 10, 20, 30, 40: shortest edge 2 keeps it; a 2 x 2 crop takes columns 1-2.
+  RgbImage img{2, 4, {}};
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 4; ++x) img.pixels.insert(img.pixels.end(), 3, static_cast<std::uint8_t>(10 * (x + 1)));
+  const AnyresTiles t = hired::io::clip_center_crop(img, 2, 2);
+  EXPECT_EQ(std::vector<std::uint8_t>(t.tiles.begin(), t.tiles.begin() + 4), (std::vector<std::uint8_t>{20, 30, 20, 30}));
+  // A 3 x 3 crop is taller than the image: transformers pads it to 3 rows with the image
+  // ceil((3 - 2) / 2) = 1 row down, then crops columns (4 - 3) / 2 = 0 .. 2.
+  const AnyresTiles tall = hired::io::clip_center_crop(img, 2, 3);
+  EXPECT_EQ(std::vector<std::uint8_t>(tall.tiles.begin(), tall.tiles.begin() + 9),
+            (std::vector<std::uint8_t>{0, 0, 0, 10, 20, 30, 10, 20, 30}));
+}
+
 // --- resampling against Pillow (values from PIL 13 Image.resize(..., BICUBIC)) --------------
 
 const RgbImage kRow{1, 6, {0, 10, 250, 255, 20, 240, 30, 200, 5, 90, 90, 90, 250, 0, 128, 7, 77, 177}};

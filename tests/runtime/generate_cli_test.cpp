@@ -28,7 +28,13 @@ const fs::path vicuna = fixtures / "vicuna_tiny", mistral = fixtures / "mistral_
 const fs::path images = fixtures / "images";
 const fs::path sample_image = fs::path(HIRED_FIXTURES_DIR) / ".." / ".." / "examples" / "data" / "sample_600x600.png";
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+/// Single-quoted for the shell (a quote inside becomes '\'').
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+std::string q(const fs::path& p) { return quoted(p.string()); }
 
 ProcessResult generate(const std::string& args) {
   return hired_test::run_process(HIRED_GENERATE_EXE, args, "generate_cli_test");
@@ -119,6 +125,35 @@ TEST(HiredGenerate, BudgetFlagsTurnHiredOn) {
   const nlohmann::json full = summary(generate(vicuna_run("--budget-rate 1.0")));
   EXPECT_EQ(full["generated_ids"], stock["generated_ids"]);
   EXPECT_EQ(full["image_tokens"], stock["image_tokens"]);
+}
+
+/// Every llava-hf checkpoint shape from the command line: image file, prompt text (sentencepiece
+/// checkpoints) or prompt ids (Yi's and Qwen's chat formats), transformers' 10 tokens.
+TEST(HiredGenerate, EveryCheckpointShapeGivesTransformersTokens) {
+  for (const char* name : {"llava15_7b_tiny", "vicuna13b_tiny", "mistral7b_tiny", "yi34b_tiny",
+                           "qwen72b_tiny", "qwen110b_tiny"}) {
+    SCOPED_TRACE(name);
+    const fs::path dir = fixtures / name;
+    const nlohmann::json sample = inputs(dir)["samples"][0];
+    std::string args = "--model " + q(dir) + " --image " +
+                       q(images / sample["images"][0].get<std::string>()) + " --max-new-tokens 10 --ignore-eos ";
+    if (fs::exists(dir / "tokenizer.model")) {
+      args += "--prompt " + quoted(sample["prompt"].get<std::string>());
+    } else {
+      std::string ids;
+      for (const auto& id : sample["prompt_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id.get<std::int64_t>());
+      args += "--prompt-ids " + ids;
+    }
+    const nlohmann::json s = summary(generate(args));
+    EXPECT_EQ(s["generated_ids"].get<std::vector<std::int64_t>>(), expected_ids(dir, 0));
+  }
+  // LLaVA-1.5: one partition of 576 tokens, no newline rows, with HiRED too.
+  const std::string llava15 = "--model " + q(fixtures / "llava15_7b_tiny") + " --image " +
+                              q(images / "tall_500x240.png") + " --max-new-tokens 2 ";
+  EXPECT_EQ(summary(generate(llava15))["image_tokens"], 576);
+  const nlohmann::json dropped = summary(generate(llava15 + "--budget-rate 0.2 --newline every_row"));
+  EXPECT_EQ(dropped["visual_tokens"], 115);
+  EXPECT_EQ(dropped["image_tokens"], 115);
 }
 
 TEST(HiredGenerate, MiniPresetOnTheSampleImage) {
@@ -253,6 +288,35 @@ TEST(HiredGenerate, RejectsBrokenModelDirectories) {
   config["text_config"]["intermediate_size"] = 96;
   write(dir / "config.json", config.dump());
   expect_rejected(generate(run_on(dir)), "mlp.gate_proj.weight", false);
+}
+
+/// A config key hired does not know, a value it does not implement, a tensor it would not
+/// use: each refused, named on the last line of stderr.
+TEST(HiredGenerate, RejectsWhatItWouldNotComputeLikeTransformers) {
+  fs::path dir = copy_of_vicuna("unknown_key");
+  auto config = nlohmann::json::parse(std::ifstream(vicuna / "config.json"));
+  config["text_config"]["qk_layernorm"] = true;
+  write(dir / "config.json", config.dump());
+  expect_rejected(generate(run_on(dir)), "text_config.qk_layernorm", false);
+
+  dir = copy_of_vicuna("rope_type");
+  config = nlohmann::json::parse(std::ifstream(vicuna / "config.json"));
+  config["text_config"]["rope_parameters"] = {{"rope_type", "dynamic"}, {"factor", 2.0}};
+  write(dir / "config.json", config.dump());
+  expect_rejected(generate(run_on(dir)), "rope_type 'dynamic'", false);
+
+  dir = copy_of_vicuna("unused_tensor");
+  {
+    const auto file = hired::io::SafeTensors::load((vicuna / "model.safetensors").string());
+    std::vector<hired::io::TensorData> tensors;
+    for (const std::string& name : file.names())
+      tensors.push_back(hired::io::make_tensor_data(name, hired::io::Dtype::F32, file.at(name).shape(),
+                                                    file.at(name).to_float()));
+    tensors.push_back(hired::io::make_tensor_data("language_model.model.layers.1.self_attn.q_norm.weight",
+                                                  hired::io::Dtype::F32, {8}, std::vector<float>(8, 1.0f)));
+    hired::io::write_safetensors((dir / "model.safetensors").string(), tensors);
+  }
+  expect_rejected(generate(run_on(dir)), "language_model.model.layers.1.self_attn.q_norm.weight", false);
 }
 
 TEST(HiredGenerate, RejectsDamagedSafetensors) {

@@ -46,8 +46,12 @@ using hired_test::to_tensor;
 /// the feature layer is layer 2 (vision_feature_layer -2), as in CLIP-L's 22 of 24.
 LlavaNextConfig tiny_config() {
   LlavaNextConfig c;
-  c.vision = {.hidden_size = 16, .intermediate_size = 32, .num_hidden_layers = 4,
-              .num_attention_heads = 4, .image_size = 56, .patch_size = 14};
+  c.vision.hidden_size = 16;
+  c.vision.intermediate_size = 32;
+  c.vision.num_hidden_layers = 4;
+  c.vision.num_attention_heads = 4;
+  c.vision.image_size = 56;
+  c.vision.patch_size = 14;
   c.text.vocab_size = 64;
   c.text.hidden_size = 24;
   c.text.intermediate_size = 48;
@@ -79,8 +83,9 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) 
 }
 
 struct Reference {
-  at::Tensor features;          // CLS dropped
-  std::vector<at::Tensor> cls;  // every layer run: [P, H, N + 1]
+  at::Tensor features;             // the last layer run's output, CLS dropped
+  std::vector<at::Tensor> cls;     // every layer run: [P, H, N + 1]
+  std::vector<at::Tensor> states;  // hidden_states: the embeddings, then every layer's output
 };
 
 /// Computed in float64 from the same seeded weights (Weights::random is a function of name and
@@ -105,6 +110,7 @@ Reference reference_clip(const LlavaNextConfig& config, Weights weights, const a
   hidden = layer_norm(hidden, take("pre_layrnorm.weight", {d}, Init::ones),
                       take("pre_layrnorm.bias", {d}, Init::zeros), v.layer_norm_eps);
   Reference out;
+  out.states.push_back(hidden);
   for (std::int64_t i = 0; i < config.vision_layers_run(); ++i) {
     const std::string l = fmt::format("encoder.layers.{}.", i);
     const auto proj = [&](const at::Tensor& in, const std::string& name, std::int64_t rows, std::int64_t cols) {
@@ -123,8 +129,9 @@ Reference reference_clip(const LlavaNextConfig& config, Weights weights, const a
     at::Tensor z = layer_norm(hidden, take(l + "layer_norm2.weight", {d}, Init::ones),
                               take(l + "layer_norm2.bias", {d}, Init::zeros), v.layer_norm_eps);
     z = proj(z, "mlp.fc1", v.intermediate_size, d);
-    z = z * at::sigmoid(1.702 * z);
+    z = v.hidden_act == "gelu" ? 0.5 * z * (1 + at::erf(z / std::sqrt(2.0))) : z * at::sigmoid(1.702 * z);
     hidden = hidden + proj(z, "mlp.fc2", d, v.intermediate_size);
+    out.states.push_back(hidden);
   }
   out.features = hidden.slice(1, 1);
   return out;
@@ -157,6 +164,7 @@ TEST(VisionTower, MatchesAPlainRestatementOfClip) {
 
 TEST(VisionTower, FullStrategyKeepsClsAndPositiveFeatureLayerCounts) {
   LlavaNextConfig config = tiny_config();
+  config.architecture = hired::io::Architecture::llava;  // "full" is LLaVA-1.5's only
   Weights weights = Weights::random(5);
   const at::Tensor pixels = random_pixels(1, 56);
   const VisionOutput dropped = VisionTower(config, weights).forward(pixels);
@@ -165,10 +173,33 @@ TEST(VisionTower, FullStrategyKeepsClsAndPositiveFeatureLayerCounts) {
   EXPECT_EQ(full.features.sizes(), (std::vector<std::int64_t>{1, 17, 16}));
   EXPECT_TRUE(at::equal(full.features.slice(1, 1), dropped.features));
   // hidden_states[3] is the output of layer 2, as hidden_states[-2] is for 4 layers.
-  config.vision_feature_layer = 3;
+  config.vision_feature_layers = {3};
   const VisionTower positive(config, weights);
   EXPECT_EQ(positive.layers_run(), 3);
   EXPECT_TRUE(at::equal(positive.forward(pixels).features, full.features));
+}
+
+/// vision_feature_layer as a list: the listed hidden states side by side along the width, in
+/// the order listed (transformers' torch.cat(hs_pool, dim=-1)), CLS dropped from each.
+TEST(VisionTower, FeatureLayerListConcatenatesHiddenStatesAlongTheWidth) {
+  LlavaNextConfig config = tiny_config();
+  config.vision_feature_layers = {-1, 1, 0};  // hidden states 4, 1 and the embeddings
+  config.vision.hidden_act = "gelu";
+  Weights weights = Weights::random(13, {}, 0.2);
+  const VisionTower tower(config, weights);
+  EXPECT_EQ(tower.layers_run(), 4);
+  const at::Tensor pixels = random_pixels(2, 56);
+  const VisionOutput out = tower.forward(pixels);
+  const Reference ref = [&] {
+    LlavaNextConfig all = config;
+    all.vision_feature_layers = {-1};
+    return reference_clip(all, Weights::random(13, {}, 0.2), pixels);
+  }();
+  const at::Tensor want =
+      at::cat({ref.states[4], ref.states[1], ref.states[0]}, -1).slice(1, 1);
+  EXPECT_EQ(out.features.sizes(), (std::vector<std::int64_t>{2, 16, 48}));
+  EXPECT_LE(max_abs_diff(out.features, want), 1e-4);
+  EXPECT_EQ(Projector(config, weights).forward(out.features).sizes(), (std::vector<std::int64_t>{2, 16, 24}));
 }
 
 /// A llava-hf directory holding what the tiny config's tower and projector need, and nothing

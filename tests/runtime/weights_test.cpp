@@ -179,6 +179,30 @@ TEST_F(WeightsTest, Transformers5NamesMapToLlavaHfNames) {
                {"model.safetensors", "'image_newline'", "stored as 'model.image_newline'", "[2]", "[3]"});
 }
 
+TEST_F(WeightsTest, UntakenListsTheTensorsNoTakeAskedFor) {
+  hired::io::write_safetensors((dir_ / "model.safetensors").string(),
+                               {f32("image_newline", {4}), f32("model.language_model.norm.weight", {2}),
+                                f32("language_model.lm_head.weight", {3, 2})});
+  Weights weights = Weights::open(dir_);
+  EXPECT_EQ(weights.untaken(), (std::vector<std::string>{"image_newline", "language_model.lm_head.weight",
+                                                         "language_model.model.norm.weight"}));
+  weights.take("language_model.model.norm.weight", {2});  // llava-hf name of a transformers-5 one
+  weights.take("image_newline", {4});
+  weights.take("image_newline", {4});
+  EXPECT_EQ(weights.untaken(), std::vector<std::string>{"language_model.lm_head.weight"});
+  EXPECT_TRUE(weights.in_checkpoint("language_model.lm_head.weight"));
+  EXPECT_FALSE(weights.in_checkpoint("language_model.model.embed_tokens.weight"));
+  // A failed take takes nothing.
+  expect_error([&] { weights.take("language_model.lm_head.weight", {2, 3}); }, {"lm_head", "[3, 2]"});
+  EXPECT_EQ(weights.untaken(), std::vector<std::string>{"language_model.lm_head.weight"});
+
+  Weights random = Weights::random(3);
+  random.take("anything", {2});
+  EXPECT_TRUE(random.untaken().empty());
+  EXPECT_FALSE(random.in_checkpoint("anything"));
+  EXPECT_TRUE(random.contains("anything"));
+}
+
 TEST_F(WeightsTest, TwoStoredNamesForOneTensorAreRejected) {
   hired::io::write_safetensors((dir_ / "model.safetensors").string(),
                            {f32("image_newline", {2}), f32("model.image_newline", {2})});

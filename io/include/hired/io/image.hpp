@@ -1,5 +1,6 @@
-// LLaVA-Next image preprocessing without LibTorch: image files to the anyres tiles and
-// normalised pixel values that Hugging Face transformers' LlavaNextImageProcessor produces.
+// LLaVA image preprocessing without LibTorch: image files to the anyres tiles and normalised
+// pixel values that Hugging Face transformers' LlavaNextImageProcessor produces, and to the one
+// centre-cropped tile of CLIPImageProcessor (LLaVA-1.5).
 //
 //   RgbImage img = load_image("photo.png");                          // RGB8, HWC
 //   AnyresTiles t = anyres_tiles(img, config.image_grid_pinpoints);  // uint8 [P, 3, 336, 336]
@@ -52,7 +53,8 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
 /// height differ from Pillow < 13 by a few levels in some pixels).
 RgbImage resize_bicubic(const RgbImage& image, Size2 size);
 
-/// The anyres partitions of one image, before rescale and normalisation.
+/// The partitions of one image, before rescale and normalisation: anyres tiles, or CLIP's
+/// single centre crop (one partition, no grid).
 struct AnyresTiles {
   Size2 image_size;       // (height, width) of the input: the model's `image_sizes` row
   Size2 best_resolution;  // the chosen pinpoint
@@ -67,6 +69,13 @@ struct AnyresTiles {
 /// tile_px x tile_px, then the tiles of the resized + centred-padded image, row-major.
 AnyresTiles anyres_tiles(const RgbImage& image, std::span<const Size2> pinpoints,
                          std::int64_t tile_px = 336);
+
+/// CLIPImageProcessor's one partition (LLaVA-1.5's preprocessor_config.json): the image
+/// resized so its shortest edge is `shortest_edge` (the long edge int(shortest_edge * long /
+/// short), Pillow's bicubic), then the centred `crop` x `crop` window (top = (h - crop) / 2,
+/// left = (w - crop) / 2), zero-padded where the resized image is smaller, as transformers'
+/// center_crop does. `best_resolution` is (crop, crop); the grid is 0x0.
+AnyresTiles clip_center_crop(const RgbImage& image, std::int64_t shortest_edge, std::int64_t crop);
 
 /// OPENAI_CLIP_MEAN / OPENAI_CLIP_STD of transformers, per RGB channel.
 inline constexpr std::array<double, 3> clip_mean{0.48145466, 0.4578275, 0.40821073};
@@ -93,5 +102,10 @@ struct PixelBatch {
 /// load_image + anyres_tiles + normalize_clip for each file.
 PixelBatch preprocess_images(std::span<const std::filesystem::path> files,
                              std::span<const Size2> pinpoints, std::int64_t tile_px = 336);
+
+/// load_image + clip_center_crop (shortest edge and crop both `tile_px`, as llava-hf's LLaVA-1.5
+/// processors say) + normalize_clip for each file: one partition per image.
+PixelBatch preprocess_images_clip(std::span<const std::filesystem::path> files,
+                                  std::int64_t tile_px = 336);
 
 }  // namespace hired::io

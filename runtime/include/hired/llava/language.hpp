@@ -1,6 +1,7 @@
-// The language model of LLaVA-Next: a Llama-family decoder (Llama / Vicuna, Mistral) with
-// RMSNorm, RoPE, grouped-query attention, a SiLU-gated MLP and a KV cache, and greedy decoding
-// of a padded batch. Plain structs of ATen tensors; weights come from hired::llava::Weights.
+// The language model of LLaVA: a Llama-family decoder (Llama: Vicuna, Yi; Mistral; Qwen2) with
+// RMSNorm, RoPE, grouped-query attention, optional projection biases, sliding-window layers, a
+// SiLU-gated MLP and a KV cache, and greedy decoding of a padded batch. Plain structs of ATen
+// tensors; weights come from hired::llava::Weights.
 #pragma once
 
 #include "hired/llava/config.hpp"
@@ -23,8 +24,11 @@ struct KvCache {
 class LanguageModel {
  public:
   /// Takes `language_model.model.*` (embed_tokens, layers.i.{self_attn.{q,k,v,o}_proj,
-  /// mlp.{gate,up,down}_proj, input_layernorm, post_attention_layernorm}, norm) and
-  /// `language_model.lm_head.weight` (the embeddings when tie_word_embeddings).
+  /// mlp.{gate,up,down}_proj, input_layernorm, post_attention_layernorm}, norm; the biases the
+  /// config names) and `language_model.lm_head.weight`. With tie_word_embeddings lm_head is the
+  /// embedding matrix, unless the checkpoint holds its own lm_head (transformers then keeps it:
+  /// it ties only equal tensors) or holds lm_head but no embeddings (transformers ties the other
+  /// way round).
   LanguageModel(const TextConfig& config, Weights& weights);
 
   /// [B, L] int64 token ids -> [B, L, D] embeddings. Throws hired::Error for ids outside the
@@ -37,7 +41,10 @@ class LanguageModel {
   /// Runs `embeds` [B, L, D] at `positions` [B, L] (int64, RoPE positions) after what `cache`
   /// holds, appends their keys and values to it, and returns the last position's logits
   /// [B, V] in float32. `key_valid` [B, cache.length + L] (bool) marks the keys that may be
-  /// attended to (false: padding); attention is causal on top of it.
+  /// attended to (false: padding); attention is causal on top of it, and a sliding-window
+  /// layer's query sees only the last sliding_window cache positions up to itself. Valid keys
+  /// must be contiguous per row after its padding (as generate_greedy lays rows out), so the
+  /// window counts a row's own positions.
   at::Tensor forward(const at::Tensor& embeds, const at::Tensor& positions,
                      const at::Tensor& key_valid, KvCache& cache) const;
 
@@ -46,7 +53,9 @@ class LanguageModel {
 
  private:
   struct Layer {
-    at::Tensor input_norm, q, k, v, o, post_norm, gate, up, down;
+    at::Tensor input_norm, post_norm;
+    at::Tensor q, k, v, o, gate, up, down;                               // weights
+    at::Tensor q_bias, k_bias, v_bias, o_bias, gate_bias, up_bias, down_bias;  // undefined: none
   };
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
 
@@ -58,7 +67,7 @@ class LanguageModel {
 
 struct GenerationOptions {
   std::int64_t max_new_tokens = 15;
-  bool stop_at_eos = true;  // a row stops after generating config().eos_token_id
+  bool stop_at_eos = true;  // a row stops after generating one of config().eos_token_ids
 };
 
 struct Generation {

@@ -1,5 +1,6 @@
-// LLaVA-Next end to end: CLIP vision tower (CLS rows captured in the same pass), HiRED or stock
-// packing, projector, the merge of image rows at the prompt's image tokens, greedy decoding.
+// LLaVA-NeXT and LLaVA-1.5 end to end: CLIP vision tower (CLS rows captured in the same pass),
+// HiRED or stock packing, projector, the merge of image rows at the prompt's image tokens,
+// greedy decoding.
 //
 //   auto model = hired::llava::LlavaNextModel::load("llava-v1.6-vicuna-7b-hf", {at::kHalf, at::kCUDA});
 //   hired::TokenDropper dropper(config);             // or nullptr for stock LLaVA-Next
@@ -45,12 +46,13 @@ struct PromptEmbeddings {
   std::vector<std::int64_t> lengths;  // [B]: valid positions of each row
 };
 
-/// Image files through LLaVA-Next's preprocessing (preprocess.hpp) as one batch, in order.
+/// Image files through the architecture's preprocessing (hired/io/image.hpp: anyres tiles for
+/// LLaVA-NeXT, CLIP's centre crop for LLaVA-1.5) as one batch, in order.
 ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config);
 
 /// Preprocessed images from a safetensors file: `pixel_values` [sum P, 3, S, S] (F32/F16/BF16)
 /// and `image_sizes` [I, 2] (height, width); partitions follow from the sizes and the config's
-/// grid pinpoints. Errors name the file and the tensor.
+/// grid pinpoints (one per image for LLaVA-1.5). Errors name the file and the tensor.
 ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNextConfig& config);
 
 /// Vicuna's one-turn chat prompt with one `<image>` per image:
@@ -61,8 +63,12 @@ std::string default_prompt(std::int64_t images);
 /// of about the length Vicuna's tokenizer gives the default prompt.
 std::vector<std::int64_t> default_prompt_ids(std::int64_t images, const LlavaNextConfig& config);
 
+/// A LLaVA-NeXT (llava_next) or LLaVA-1.5 (llava) model.
 class LlavaNextModel {
  public:
+  /// Takes every tensor the config computes with; a checkpoint tensor it neither uses nor
+  /// knowingly skips (vision layers past the deepest feature layer, CLIP's post_layernorm and
+  /// position_ids buffer, rotary inv_freq buffers) makes it throw hired::Error naming them.
   LlavaNextModel(LlavaNextConfig config, Weights& weights);
 
   /// A llava-hf directory: config.json and the safetensors weights.
@@ -75,12 +81,17 @@ class LlavaNextModel {
   const WeightOptions& options() const { return options_; }
   const VisionTower& vision() const { return *vision_; }
   const LanguageModel& language() const { return *language_; }
-  /// The projector as the splice calls it: [M, Dv] -> [M, Dt].
+  /// The projector as the splice calls it: [M, Dv * F] -> [M, Dt].
   at::Tensor project(const at::Tensor& features) const;
+  /// [Dt]; undefined for LLaVA-1.5, which has none.
   const at::Tensor& image_newline() const { return image_newline_; }
 
-  /// The vision tower, then HiRED with `dropper` (CLS rows of layer 0 and of the feature layer)
-  /// or, when `dropper` is null, stock LLaVA-Next packing; the projector sees only kept tokens.
+  /// The vision tower, then HiRED with `dropper` (CLS rows of layer 0 and of the deepest
+  /// feature layer) or, when `dropper` is null, the stock packing (LLaVA-NeXT: unpad and
+  /// image_newline rows; LLaVA-1.5: every token, no newline); the projector sees only kept
+  /// tokens. LLaVA-1.5 has no image_newline, so no newline rows are packed whatever the
+  /// dropper's newline policy: its image rows are exactly the kept tokens. HiRED needs the
+  /// "default" feature strategy (it selects among patch tokens) and an encoder feature layer.
   EncodedImages encode_images(const ImageInputs& images, const TokenDropper* dropper) const;
 
   /// Each prompt's image tokens replaced, in order, by the next image's rows. Every image must

@@ -1,4 +1,4 @@
-// LLaVA-Next's vision side: the CLIP ViT (with CLS-row capture for HiRED) and the multimodal
+// LLaVA's vision side: the CLIP ViT (with CLS-row capture for HiRED) and the multimodal
 // projector. Plain structs of ATen tensors; weights come from hired::llava::Weights.
 #pragma once
 
@@ -14,29 +14,31 @@
 namespace hired::llava {
 
 struct VisionOutput {
-  /// [P, N, Dv] hidden state of the feature layer; strategy "default" drops CLS, "full" keeps
-  /// it ([P, N + 1, Dv]). In the weights' dtype, on their device.
+  /// [P, N, Dv * F]: the F feature hidden states (vision_feature_layers) concatenated along the
+  /// width, as transformers does; strategy "default" drops CLS, "full" keeps it
+  /// ([P, N + 1, Dv * F]). In the weights' dtype, on their device.
   at::Tensor features;
   /// One per requested layer, in the order asked: [P, H, N + 1] float32 CLS-query attention
   /// rows (softmax over all N + 1 keys, CLS key first).
   std::vector<at::Tensor> cls_attention;
 };
 
-/// CLIP ViT as LLaVA-Next uses it: patch embedding, class + position embeddings, pre-layernorm,
-/// encoder layers 0..feature layer (the rest, and post_layernorm, are never loaded or run).
+/// CLIP ViT as LLaVA uses it: patch embedding, class + position embeddings, pre-layernorm,
+/// encoder layers up to the deepest feature layer (the rest, and post_layernorm, are never
+/// loaded or run).
 class VisionTower {
  public:
-  /// Takes `vision_tower.vision_model.*` tensors for layers 0..config.feature_layer_index().
+  /// Takes `vision_tower.vision_model.*` tensors for layers 0 .. vision_layers_run() - 1.
   VisionTower(const LlavaNextConfig& config, Weights& weights);
 
   /// `pixel_values` [P, 3, S, S] normalised pixels, any float dtype (converted to the weights'
-  /// dtype and device). `capture_layers`: 0-based encoder layers (<= the feature layer) whose
-  /// CLS rows to return, in that order; they come from the same forward pass, from each
-  /// layer's own q and k. Throws hired::Error naming `pixel_values` / `capture_layers`.
+  /// dtype and device). `capture_layers`: 0-based encoder layers (among those run) whose CLS
+  /// rows to return, in that order; they come from the same forward pass, from each layer's
+  /// own q and k. Throws hired::Error naming `pixel_values` / `capture_layers`.
   VisionOutput forward(const at::Tensor& pixel_values,
                        std::span<const std::int64_t> capture_layers = {}) const;
 
-  /// Encoder layers run per forward (feature layer + 1).
+  /// Encoder layers run per forward (the deepest feature layer + 1).
   std::int64_t layers_run() const { return static_cast<std::int64_t>(layers_.size()); }
   const VisionConfig& config() const { return config_; }
 
@@ -54,6 +56,7 @@ class VisionTower {
 
   VisionConfig config_;
   bool keep_cls_ = false;
+  std::vector<std::int64_t> feature_states_;  // hidden_states indices, concatenated in order
   WeightOptions options_;
   at::Tensor patch_weight_;       // [D, 3, p, p], no bias
   at::Tensor class_embedding_;    // [D]
@@ -62,8 +65,8 @@ class VisionTower {
   std::vector<Layer> layers_;
 };
 
-/// multi_modal_projector: linear_1 (Dv -> Dt), GELU (erf), linear_2 (Dt -> Dt); biases when the
-/// config says so.
+/// multi_modal_projector: linear_1 (Dv * F -> Dt), GELU (erf), linear_2 (Dt -> Dt); biases
+/// when the config says so.
 class Projector {
  public:
   Projector(const LlavaNextConfig& config, Weights& weights);

@@ -59,6 +59,13 @@ class Weights {
   /// Whether the checkpoint holds `name` (always true for random weights).
   bool contains(const std::string& name) const;
 
+  /// Whether a checkpoint file holds `name` (never for random weights).
+  bool in_checkpoint(const std::string& name) const;
+
+  /// The checkpoint's tensors (llava-hf names) that no take() has asked for, sorted; none for
+  /// random weights. A model checks them after it has taken what it computes with.
+  std::vector<std::string> untaken() const;
+
   const WeightOptions& options() const;
   /// "random(seed=S)" or the directory.
   std::string origin() const;
