@@ -132,9 +132,7 @@ class Progress {
 void write_overlay(const fs::path& png, std::span<const fs::path> files,
                    const hired::io::LlavaNextConfig& config, const hired::llava::EncodedImages& encoded) {
   std::vector<hired::io::AnyresTiles> tiles;
-  for (const fs::path& file : files)
-    tiles.push_back(hired::io::anyres_tiles(hired::io::load_image(file), config.image_grid_pinpoints,
-                                            config.vision.image_size));
+  for (const fs::path& file : files) tiles.push_back(hired::llava::image_partitions(file, config));
   if (encoded.rows.selection) {
     hired::io::write_png(png, hired::io::draw_selections(tiles, encoded.rows.selection->host));
     return;

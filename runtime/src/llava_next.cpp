@@ -106,6 +106,13 @@ ImageInputs read_images(std::span<const std::filesystem::path> paths, const Llav
   return in;
 }
 
+io::AnyresTiles image_partitions(const std::filesystem::path& path, const LlavaNextConfig& config) {
+  const io::RgbImage image = io::load_image(path);
+  const std::int64_t side = config.vision.image_size;
+  return config.architecture == io::Architecture::llava
+             ? io::clip_center_crop(image, side, side)
+             : io::anyres_tiles(image, config.image_grid_pinpoints, side);
+}
 
 /// Without a tokenizer: BOS, the image tokens, and a fixed stand-in for the default prompt's
 /// text (the length of Vicuna's tokens for it; the ids carry no meaning for random weights).

@@ -154,6 +154,24 @@ TEST(HiredGenerate, EveryCheckpointShapeGivesTransformersTokens) {
   const nlohmann::json dropped = summary(generate(llava15 + "--budget-rate 0.2 --newline every_row"));
   EXPECT_EQ(dropped["visual_tokens"], 115);
   EXPECT_EQ(dropped["image_tokens"], 115);
+
+  // Its overlay is the one centre-cropped partition, 115 of 576 patches bright.
+  const fs::path png = scratch("llava15.png"), dump = scratch("llava15.safetensors");
+  (void)summary(generate(llava15 + "--budget-rate 0.2 --overlay " + q(png) + " --dump " + q(dump)));
+  const hired::io::RgbImage picture = hired::io::load_image(png);
+  EXPECT_EQ(picture.width, 8 + 336 + 24);
+  EXPECT_EQ(picture.height, 8 + 336 + 8 + 20);
+  const hired::io::AnyresTiles crop =
+      hired::io::clip_center_crop(hired::io::load_image(images / "tall_500x240.png"), 336, 336);
+  std::vector<char> kept(576, 0);
+  for (const std::int64_t k : hired::io::SafeTensors::load(dump.string()).at("kept").to_int64()) kept[k] = 1;
+  const auto at = hired::io::overlay_placements(crop);
+  for (std::int64_t token = 0; token < 576; ++token) {
+    const std::int64_t y = (token / 24) * 14 + 7, x = (token % 24) * 14 + 7;
+    const std::uint8_t tile = crop.tiles[y * 336 + x];  // the red plane
+    ASSERT_EQ(picture.pixels[((at[0].y + y) * picture.width + at[0].x + x) * 3], kept[token] ? tile : tile / 4)
+        << "token " << token;
+  }
 }
 
 TEST(HiredGenerate, MiniPresetOnTheSampleImage) {

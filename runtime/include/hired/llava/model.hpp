@@ -9,6 +9,7 @@
 //   auto out = generate_greedy(model.language(), prompt.embeds, prompt.lengths, {});
 #pragma once
 
+#include "hired/io/image.hpp"
 #include "hired/llava/config.hpp"
 #include "hired/llava/language.hpp"
 #include "hired/llava/vision.hpp"
@@ -49,6 +50,10 @@ struct PromptEmbeddings {
 /// Image files through the architecture's preprocessing (hired/io/image.hpp: anyres tiles for
 /// LLaVA-NeXT, CLIP's centre crop for LLaVA-1.5) as one batch, in order.
 ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config);
+
+/// One image file's partitions as the same preprocessing cuts them, in uint8 before
+/// normalisation: what an overlay of the selection is drawn on.
+io::AnyresTiles image_partitions(const std::filesystem::path& path, const LlavaNextConfig& config);
 
 /// Preprocessed images from a safetensors file: `pixel_values` [sum P, 3, S, S] (F32/F16/BF16)
 /// and `image_sizes` [I, 2] (height, width); partitions follow from the sizes and the config's
