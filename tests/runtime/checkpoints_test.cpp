@@ -26,17 +26,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+using namespace hired::llava;  // the model, as each checkpoint shape builds it, under test
+using namespace hired_test;    // fixtures and comparisons
 using hired::io::Architecture;
 using hired::io::LlavaNextConfig;
-using hired::llava::EncodedImages;
-using hired::llava::Generation;
-using hired::llava::ImageInputs;
-using hired::llava::LlavaNextModel;
-using hired::llava::Weights;
-using hired_test::expect_error;
-using hired_test::ids_of;
-using hired_test::max_abs_diff;
-using hired_test::ten_tokens;
 
 /// A fixture checkpoint with its inputs and transformers' outputs.
 struct Checkpoint {

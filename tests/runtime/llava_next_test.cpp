@@ -19,18 +19,10 @@
 namespace {
 
 namespace fs = std::filesystem;
-using hired::llava::EncodedImages;
-using hired::llava::GenerationOptions;
-using hired::llava::ImageInputs;
-using hired::llava::LanguageModel;
+using namespace hired::llava;  // the model, its language model and generation, under test
+using namespace hired_test;    // fixtures and comparisons
 using hired::io::LlavaNextConfig;
-using hired::llava::LlavaNextModel;
 using hired::io::TextConfig;
-using hired::llava::Weights;
-using hired_test::expect_error;
-using hired_test::ids_of;
-using hired_test::max_abs_diff;
-using hired_test::ten_tokens;
 
 /// One fixture checkpoint with its inputs and transformers' outputs.
 struct Fixture {

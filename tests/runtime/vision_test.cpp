@@ -30,13 +30,9 @@
 namespace {
 
 namespace fs = std::filesystem;
-using hired::llava::Init;
+using namespace hired::llava;  // the runtime's vision tower and projector, under test
 using hired::io::LlavaNextConfig;
-using hired::llava::Projector;
-using hired::llava::VisionOutput;
-using hired::llava::VisionTower;
-using hired::llava::Weights;
-
+using hired::io::StackShape;
 using hired_test::expect_error;
 using hired_test::max_abs_diff;
 using hired_test::to_tensor;
@@ -46,17 +42,13 @@ using hired_test::to_tensor;
 /// the feature layer is layer 2 (vision_feature_layer -2), as in CLIP-L's 22 of 24.
 LlavaNextConfig tiny_config() {
   LlavaNextConfig c;
-  c.vision.hidden_size = 16;
-  c.vision.intermediate_size = 32;
-  c.vision.num_hidden_layers = 4;
-  c.vision.num_attention_heads = 4;
+  static_cast<StackShape&>(c.vision) = {.hidden_size = 16, .intermediate_size = 32,
+                                        .num_hidden_layers = 4, .num_attention_heads = 4};
   c.vision.image_size = 56;
   c.vision.patch_size = 14;
+  static_cast<StackShape&>(c.text) = {.hidden_size = 24, .intermediate_size = 48,
+                                      .num_hidden_layers = 1, .num_attention_heads = 2};
   c.text.vocab_size = 64;
-  c.text.hidden_size = 24;
-  c.text.intermediate_size = 48;
-  c.text.num_hidden_layers = 1;
-  c.text.num_attention_heads = 2;
   c.text.num_key_value_heads = 2;
   c.text.head_dim = 12;
   c.image_token_id = 10;

@@ -25,13 +25,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+using namespace hired::llava;  // Weights and its options, under test
 using hired::io::Dtype;
 using hired::io::SafeTensors;
 using hired::io::TensorData;
-using hired::llava::Init;
-using hired::llava::Weights;
-using hired::llava::WeightOptions;
-
 using hired_test::expect_error;
 
 std::vector<float> iota(std::size_t n, float start = 0.0f) {
