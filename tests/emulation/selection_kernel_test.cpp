@@ -231,9 +231,10 @@ TEST(FusedSelection, LlavaSizedHeterogeneousBatch) {
 }
 
 // Rate 1.0 with every_row is stock LLaVA-Next packing: every box token, every row newline.
-TEST(FusedSelection, RateOneIsStockPacking) {
-  std::mt19937 rng(56);
+/// One 500x900 image (1 + 2x3 partitions, a padded grid) of 6x6 tokens at rate 1.0.
+FusedCase rate_one_case(hired::Mode mode) {
   FusedCase c;
+  c.config.mode = mode;
   c.config.budget = Budget::rate(1.0);
   c.vision = {336, 6};
   ImageLayout image;
@@ -241,8 +242,15 @@ TEST(FusedSelection, RateOneIsStockPacking) {
   image.grid = anyres_grid_shape(*image.image_size, hired::llava_v16_grid_pinpoints, 336);
   image.partitions = image.grid.tiles() + 1;
   c.images = {image};
+  return c;
+}
+
+TEST(FusedSelection, RateOneIsStockPacking) {
+  std::mt19937 rng(56);
+  const FusedCase c = rate_one_case(hired::Mode::exact);
   const FusedOutcome outcome = hired_test::run_fused<32>(rng, c, {emu::Schedule::forward, true});
   ASSERT_EQ(outcome.error, "");
+  const ImageLayout& image = c.images.front();
   const TokenBox box = tile_token_box(*image.image_size, image.grid, c.vision);
   EXPECT_EQ(outcome.rows, 36 + box.rows() * box.cols() + box.rows());
 }
@@ -251,20 +259,12 @@ TEST(FusedSelection, RateOneIsStockPacking) {
 // every partition is kept (those in padding too), and alpha = 1 is no error there.
 TEST(FusedSelection, ReferenceRateOneKeepsEverything) {
   std::mt19937 rng(57);
-  FusedCase c;
-  c.config.mode = hired::Mode::reference;
-  c.config.budget = Budget::rate(1.0);
+  FusedCase c = rate_one_case(hired::Mode::reference);
   c.config.alpha = 1.0;
-  c.vision = {336, 6};
-  ImageLayout image;
-  image.image_size = Size2{500, 900};
-  image.grid = anyres_grid_shape(*image.image_size, hired::llava_v16_grid_pinpoints, 336);
-  image.partitions = image.grid.tiles() + 1;
-  c.images = {image};
   const FusedOutcome outcome = hired_test::run_fused<32>(rng, c, {emu::Schedule::forward, true});
   ASSERT_EQ(outcome.error, "");
   EXPECT_FALSE(outcome.rejected);
-  EXPECT_EQ(outcome.kept, image.partitions * 36);
+  EXPECT_EQ(outcome.kept, c.images.front().partitions * 36);
 }
 
 // The host plan: sizes from geometry where they are known, and the core's errors.
