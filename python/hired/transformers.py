@@ -1,7 +1,7 @@
-"""hired.transformers.apply: HiRED inside a Hugging Face transformers LLaVA-Next model.
+"""hired.transformers.apply: HiRED inside a Hugging Face transformers LLaVA-Next or LLaVA-1.5 model.
 
-    model = LlavaNextForConditionalGeneration.from_pretrained(path)
-    processor = LlavaNextProcessor.from_pretrained(path)
+    model = LlavaNextForConditionalGeneration.from_pretrained(path)   # or LlavaForConditionalGeneration
+    processor = LlavaNextProcessor.from_pretrained(path)               # or LlavaProcessor
     handle = hired.transformers.apply(model, processor, hired.DropConfig(budget_rate=0.2))
     inputs = processor(images=image, text=prompt, return_tensors="pt")  # <image> -> hired's count
     output = model.generate(**inputs, max_new_tokens=15)
@@ -10,13 +10,16 @@
 
 The vision tower keeps its own attention (SDPA or flash): forward hooks take the query and key
 projections of ViT layer 0 and of the feature layer, from which hired scores the CLS row. The
-projector sees only the kept tokens, and hired lays out the image_newline rows. Placeholder
-counts are fixed by the processor before the vision tower runs, so only configurations whose
-counts follow from the image size are accepted: exact mode with newline policy every_row or
-none (reference mode and kept_rows are refused by apply).
+projector sees only the kept tokens, and hired lays out the image_newline rows (LLaVA-1.5 has
+none: its rows are the kept tokens, whatever the newline policy). Placeholder counts are fixed
+by the processor before the vision tower runs, so only configurations whose counts follow from
+the image size are accepted: exact mode with newline policy every_row or none (reference mode
+and kept_rows are refused by apply).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -50,19 +53,29 @@ class Handle:
         inner = self.model.model
         if "get_image_features" in vars(inner):
             del inner.get_image_features
-        if self.processor is not None and "_get_number_of_features" in vars(self.processor):
-            del self.processor._get_number_of_features
+        for name in ("_get_number_of_features", "replace_image_token"):
+            if self.processor is not None and name in vars(self.processor):
+                delattr(self.processor, name)
         inner._hired_handle = None
 
 
-def _check_model(model, config: DropConfig):
-    from transformers import LlavaNextForConditionalGeneration
+def _is_llava_next(model) -> bool:
+    """LlavaNextForConditionalGeneration (anyres) or LlavaForConditionalGeneration (LLaVA-1.5);
+    TypeError naming the model for anything else."""
+    from transformers import LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
 
-    if not isinstance(model, LlavaNextForConditionalGeneration):
-        raise TypeError(
-            f"model: {type(model).__name__} is not supported; hired.transformers.apply takes a "
-            "LlavaNextForConditionalGeneration"
-        )
+    if isinstance(model, LlavaNextForConditionalGeneration):
+        return True
+    if type(model) is LlavaForConditionalGeneration:  # not its subclasses (other vision towers)
+        return False
+    raise TypeError(
+        f"model: {type(model).__name__} is not supported; hired.transformers.apply takes a "
+        "LlavaNextForConditionalGeneration or a LlavaForConditionalGeneration"
+    )
+
+
+def _check_model(model, config: DropConfig):
+    _is_llava_next(model)
     if getattr(model.model, "_hired_handle", None) is not None:
         raise ValueError("model: HiRED is applied already; call .remove() on its handle first")
     if not isinstance(config, DropConfig):
@@ -84,9 +97,10 @@ def _check_model(model, config: DropConfig):
 
 
 def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
-    """HiRED on a loaded LlavaNextForConditionalGeneration, in place; returns the handle that
-    removes it. With a processor (LlavaNextProcessor), `processor(images=..., text=...)` then
-    expands each <image> to hired's row count for that image."""
+    """HiRED on a loaded LlavaNextForConditionalGeneration or LlavaForConditionalGeneration, in
+    place; returns the handle that removes it. With a processor (LlavaNextProcessor or
+    LlavaProcessor), `processor(images=..., text=...)` then expands each <image> to hired's row
+    count for that image."""
     config = DropConfig() if config is None else config
     _check_model(model, config)
     mc = model.config
@@ -96,7 +110,10 @@ def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
     feature_index = feature if feature >= 0 else len(layers) + 1 + feature  # hidden_states index
     if not 1 <= feature_index <= len(layers):
         raise ValueError(f"vision_feature_layer: {feature} selects no encoder layer of {len(layers)}")
-    pinpoints = [list(p) for p in mc.image_grid_pinpoints]
+    if _is_llava_next(model):
+        pinpoints = [list(p) for p in mc.image_grid_pinpoints]
+    else:  # LLaVA-1.5: one partition per image and no image_newline, so no newline rows
+        pinpoints, config = [], dataclasses.replace(config, newline="none")
     tile_px, patch_px = vision.image_size, vision.patch_size
     handle = Handle(model, processor, config)
 
@@ -119,9 +136,12 @@ def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
 
 
 def _patch_processor(processor, config, pinpoints, patch_px, tile_px):
-    theirs = [list(p) for p in processor.image_processor.image_grid_pinpoints]
-    if theirs != pinpoints:
-        raise ValueError(f"processor: grid pinpoints {theirs} differ from the model's {pinpoints}")
+    from transformers import LlavaNextProcessor, LlavaProcessor
+
+    if not isinstance(processor, (LlavaNextProcessor, LlavaProcessor)):
+        raise TypeError(f"processor: {type(processor).__name__} is not a LlavaNextProcessor or LlavaProcessor")
+    if isinstance(processor, LlavaNextProcessor) != bool(pinpoints):
+        raise TypeError(f"processor: {type(processor).__name__} does not belong to this model's architecture")
     if processor.vision_feature_select_strategy != "default" or processor.num_additional_image_tokens != 1:
         raise ValueError(
             "processor: vision_feature_select_strategy must be 'default' with one additional (CLS) "
@@ -129,22 +149,45 @@ def _patch_processor(processor, config, pinpoints, patch_px, tile_px):
             f"{processor.num_additional_image_tokens}"
         )
 
+    def rows(height, width):
+        return num_image_tokens((int(height), int(width)), config, pinpoints, patch_px, tile_px)
+
+    if isinstance(processor, LlavaProcessor):  # one centre-cropped partition: the count is the size's
+        def replace_image_token(image_inputs, image_idx, **_kwargs):
+            height, width = image_inputs["pixel_values"][image_idx].shape[-2:]
+            if (height, width) != (tile_px, tile_px):
+                raise ValueError(f"processor: images of {height}x{width} px, but the model's are {tile_px} px")
+            return processor.image_token * rows(height, width)
+
+        processor.replace_image_token = replace_image_token
+        return
+    theirs = [list(p) for p in processor.image_processor.image_grid_pinpoints]
+    if theirs != pinpoints:
+        raise ValueError(f"processor: grid pinpoints {theirs} differ from the model's {pinpoints}")
+
     def number_of_features(orig_height, orig_width, height, width):
         if (height, width) != (tile_px, tile_px):
             raise ValueError(f"processor: tiles of {height}x{width} px, but the model's are {tile_px} px")
         # The processor subtracts the CLS token it counts in for strategy 'default'.
-        rows = num_image_tokens((int(orig_height), int(orig_width)), config, pinpoints, patch_px, tile_px)
-        return rows + processor.num_additional_image_tokens
+        return rows(orig_height, orig_width) + processor.num_additional_image_tokens
 
     processor._get_number_of_features = number_of_features
 
 
 def _image_features(inner, handle, pinpoints, tile_px, heads):
-    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
-
     mc = inner.config
 
-    def get_image_features(pixel_values, image_sizes, vision_feature_layer=None,
+    def partitions_of(image_sizes, count):
+        if not pinpoints:  # LLaVA-1.5: one partition per image
+            return [1] * count
+        from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+        return [
+            image_size_to_num_patches(image_size=size, grid_pinpoints=mc.image_grid_pinpoints, patch_size=tile_px)
+            for size in image_sizes
+        ]
+
+    def get_image_features(pixel_values, image_sizes=None, vision_feature_layer=None,
                            vision_feature_select_strategy=None, **kwargs):
         layer = mc.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
         strategy = vision_feature_select_strategy or mc.vision_feature_select_strategy
@@ -153,13 +196,13 @@ def _image_features(inner, handle, pinpoints, tile_px, heads):
                 f"vision_feature_layer / vision_feature_select_strategy: {layer!r} / {strategy!r} differ "
                 "from what HiRED was applied with"
             )
-        # The batch's partitions, as transformers lays them out.
-        patches = [
-            image_size_to_num_patches(image_size=size, grid_pinpoints=mc.image_grid_pinpoints, patch_size=tile_px)
-            for size in image_sizes
-        ]
+        if not pinpoints and image_sizes is not None:
+            raise ValueError("image_sizes: LLaVA-1.5 takes one centre-cropped partition per image, not sizes")
+        if pinpoints and image_sizes is None:
+            raise ValueError("image_sizes: LLaVA-Next needs each image's (height, width)")
+        partitions = partitions_of(image_sizes, pixel_values.shape[0])
         if pixel_values.dim() == 5:
-            pixel_values = torch.cat([pv[:n] for pv, n in zip(pixel_values, patches)], dim=0)
+            pixel_values = torch.cat([pv[:n] for pv, n in zip(pixel_values, partitions)], dim=0)
         elif pixel_values.dim() != 4:
             raise ValueError(f"pixel_values: shape {list(pixel_values.shape)}; expected 4 or 5 dimensions")
         kwargs.pop("output_hidden_states", None)
@@ -169,7 +212,7 @@ def _image_features(inner, handle, pinpoints, tile_px, heads):
         features = outputs.hidden_states[layer][:, 1:]  # strategy 'default': CLS dropped
         c = handle._captured
         selection = select_qk(
-            c["init.q"], c["init.k"], c["final.q"], c["final.k"], heads, patches, image_sizes,
+            c["init.q"], c["init.k"], c["final.q"], c["final.k"], heads, partitions, image_sizes,
             config=handle.config, grid_pinpoints=pinpoints, tile_px=tile_px,
         )
         handle._captured.clear()
@@ -177,7 +220,7 @@ def _image_features(inner, handle, pinpoints, tile_px, heads):
         # Only the kept tokens reach the projector; hired then lays out the newline rows.
         kept = gather(selection, features, config=DropConfig(budget_rate=1.0, newline="none"))
         projected = inner.multi_modal_projector(kept.features)
-        rows = pack_rows(selection, projected, inner.image_newline)
+        rows = pack_rows(selection, projected, getattr(inner, "image_newline", None))
         outputs.pooler_output = list(torch.split(rows.features, rows.lengths.tolist()))
         return outputs
 

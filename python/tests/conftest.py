@@ -47,3 +47,20 @@ def make_processor(checkpoint: pathlib.Path):
         image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
         vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1,
     )
+
+
+def make_llava15_processor(checkpoint: pathlib.Path):
+    """llava-hf's LlavaProcessor for the LLaVA-1.5 fixture (llava-1.5-7b-hf's
+    preprocessor_config.json: CLIPImageProcessor, shortest edge 336, centre crop 336)."""
+    import PIL.Image
+    from transformers import AutoTokenizer, CLIPImageProcessorPil, LlavaProcessor
+
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}, resample=PIL.Image.BICUBIC,
+        do_center_crop=True,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    return LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
+        vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1,
+    )

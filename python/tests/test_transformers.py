@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 import hired
 import hired.transformers
-from conftest import FIXTURES, make_processor, tool
+from conftest import FIXTURES, make_llava15_processor, make_processor, tool
 
 CHECKPOINT = FIXTURES / "vicuna_tiny"
 IMAGES = FIXTURES / "images"
@@ -137,10 +137,10 @@ def test_generate_with_a_batch_of_different_sizes_and_two_images_in_one_prompt(m
 
 
 def test_apply_refuses_what_it_cannot_do_by_name(model, processor):
-    from transformers import LlavaForConditionalGeneration  # noqa: F401  (exists; not supported)
-
     with pytest.raises(TypeError, match="model"):
         hired.transformers.apply(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="processor"):
+        hired.transformers.apply(model, make_llava15_processor(LLAVA15))
     with pytest.raises(ValueError, match="mode 'reference'"):
         hired.transformers.apply(model, processor, hired.DropConfig(mode="reference"))
     with pytest.raises(ValueError, match="kept_rows"):
@@ -154,3 +154,54 @@ def test_apply_refuses_what_it_cannot_do_by_name(model, processor):
     finally:
         handle.remove()
     assert "_get_number_of_features" not in vars(processor)
+
+
+# --- LLaVA-1.5 (LlavaForConditionalGeneration): one centre-cropped partition, no newline rows ---
+
+LLAVA15 = FIXTURES / "llava15_7b_tiny"
+
+
+@pytest.fixture(scope="module")
+def llava15():
+    from transformers import LlavaForConditionalGeneration
+
+    return LlavaForConditionalGeneration.from_pretrained(str(LLAVA15), dtype=torch.float32).eval()
+
+
+def test_llava15_at_rate_one_is_stock_and_remove_restores_it(llava15):
+    processor = make_llava15_processor(LLAVA15)
+    inputs = processor(images=[image("tall_500x240.png")], text=[PROMPT], return_tensors="pt")
+    stock = logits(llava15, inputs)
+    handle = hired.transformers.apply(llava15, processor, hired.DropConfig(budget_rate=1.0))
+    try:
+        again = processor(images=[image("tall_500x240.png")], text=[PROMPT], return_tensors="pt")
+        assert torch.equal(again["input_ids"], inputs["input_ids"])  # 576 placeholders, as stock
+        assert (logits(llava15, again) - stock).abs().max() <= 1e-6
+    finally:
+        handle.remove()
+    assert torch.equal(logits(llava15, inputs), stock)
+    assert "replace_image_token" not in vars(processor)
+
+
+def test_llava15_at_twenty_percent_keeps_and_predicts_what_hired_generate_does(llava15, tmp_path):
+    dump = tmp_path / "llava15.safetensors"
+    result = subprocess.run(
+        [tool("hired_generate"), "--model", LLAVA15, "--image", IMAGES / "tall_500x240.png", "--prompt", PROMPT,
+         "--budget-rate", "0.2", "--max-new-tokens", "6", "--ignore-eos", "--dump", dump],
+        check=True, capture_output=True, text=True,
+    )
+    theirs = load_file(str(dump))
+    generated = json.loads(result.stdout.strip().splitlines()[-1])["generated_ids"]
+    processor = make_llava15_processor(LLAVA15)
+    handle = hired.transformers.apply(llava15, processor, hired.DropConfig(budget_rate=0.2))
+    try:
+        inputs = processor(images=[image("tall_500x240.png")], text=[PROMPT], return_tensors="pt")
+        count = hired.num_image_tokens((336, 336), hired.DropConfig(budget_rate=0.2, newline="none"), grid_pinpoints=[])
+        assert count == 115  # floor(576 * 0.2): no newline rows in LLaVA-1.5
+        assert int((inputs["input_ids"] == llava15.config.image_token_id).sum()) == count
+        assert (logits(llava15, inputs)[0] - theirs["logits"]).abs().max() <= 1e-4
+        assert torch.equal(handle.last_selection.kept, theirs["kept"])
+        out = llava15.generate(**inputs, max_new_tokens=6, do_sample=False, min_new_tokens=6)
+        assert out[0, inputs["input_ids"].shape[1]:].tolist() == generated
+    finally:
+        handle.remove()
