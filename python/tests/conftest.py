@@ -64,3 +64,12 @@ def make_llava15_processor(checkpoint: pathlib.Path):
         image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
         vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1,
     )
+
+
+@pytest.fixture(scope="session")
+def vllm_checkpoint() -> pathlib.Path:
+    """The tiny random LLaVA-Next of the vLLM tests, written once per build (vllm_fixture.py)
+    into HIRED_VLLM_CHECKPOINT (CTest sets it inside the build directory)."""
+    import vllm_fixture
+
+    return vllm_fixture.write(pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINT", ROOT / "build" / "vllm_tiny")))
