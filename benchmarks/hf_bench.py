@@ -45,24 +45,11 @@ NEW_TOKENS = 15
 
 
 def mini_checkpoint(path: pathlib.Path) -> pathlib.Path:
-    """hired's `mini` preset as a transformers checkpoint (seeded random weights)."""
-    if (path / "config.json").is_file():
-        return path
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration
+    """hired's `mini` preset as a llava-hf checkpoint (seeded random weights), written once."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "llava"))
+    import random_checkpoint
 
-    torch.manual_seed(0)
-    config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
-                                       num_attention_heads=4, image_size=336, patch_size=14,
-                                       projection_dim=128, hidden_act="quick_gelu"),
-        text_config=LlamaConfig(vocab_size=32064, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                                num_attention_heads=4, num_key_value_heads=4, head_dim=64,
-                                max_position_embeddings=4096, rms_norm_eps=1e-5),
-        image_token_index=32000, vision_feature_layer=-2, vision_feature_select_strategy="default",
-        image_grid_pinpoints=[[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
-    )
-    LlavaNextForConditionalGeneration(config).eval().save_pretrained(path)
-    return path
+    return random_checkpoint.write(path, "mini")
 
 
 def prompt_ids(image_rows: int, image_token: int) -> list[int]:
@@ -118,12 +105,12 @@ def synchronized(value):
     return value
 
 
-def hired_bench(args, checkpoint: pathlib.Path, budgets, batch: int) -> dict[float, dict]:
+def hired_bench(args, checkpoint: pathlib.Path, budgets, batch: int, threads: int | None = None) -> dict[float, dict]:
     """One round of hired's runtime (its own warm-up, then one measured run per budget), with
-    the thread count transformers runs with."""
+    `threads` CPU threads (default: the thread count torch runs with here)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = pathlib.Path(tmp) / "bench.json"
-        environment = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+        environment = dict(os.environ, OMP_NUM_THREADS=str(threads or torch.get_num_threads()))
         subprocess.run([args.hired_bench, "--model", checkpoint, "--budgets", ",".join(map(str, budgets)),
                         "--batch", str(batch), "--warmup", "1", "--reps", "1", "--no-selection",
                         "--device", args.device, "--dtype", args.dtype, "--json", report],

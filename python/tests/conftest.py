@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -13,6 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "llava"
 SAMPLE = ROOT / "examples" / "data" / "sample_600x600.safetensors"
 SAMPLE_IMAGE = ROOT / "examples" / "data" / "sample_600x600.png"
+sys.path.insert(0, str(FIXTURES))  # random_checkpoint.py, the writer of random checkpoints
 
 
 def tool(name: str) -> pathlib.Path:
@@ -68,8 +70,9 @@ def make_llava15_processor(checkpoint: pathlib.Path):
 
 @pytest.fixture(scope="session")
 def vllm_checkpoint() -> pathlib.Path:
-    """The tiny random LLaVA-Next of the vLLM tests, written once per build (vllm_fixture.py)
-    into HIRED_VLLM_CHECKPOINT (CTest sets it inside the build directory)."""
-    import vllm_fixture
+    """The tiny random LLaVA-Next of the vLLM tests, written once per build
+    (tests/fixtures/llava/random_checkpoint.py) into HIRED_VLLM_CHECKPOINT (CTest sets it inside
+    the build directory)."""
+    import random_checkpoint
 
-    return vllm_fixture.write(pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINT", ROOT / "build" / "vllm_tiny")))
+    return random_checkpoint.write(pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINT", ROOT / "build" / "vllm_tiny")))

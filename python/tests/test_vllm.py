@@ -1,8 +1,8 @@
 """hired.vllm inside vLLM's engine, in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0), on a
-tiny random LLaVA-Next written at test time (vllm_fixture.py): placeholder counts, greedy
-parity with hired.transformers.apply and with stock transformers (fp32), a batch of images of
-different sizes, two images in one prompt, a repeated image, chunked prefill, and the
-refusals. The entry point, `vllm serve` and tensor parallelism: test_vllm_serve.py,
+tiny random LLaVA-Next written at test time (tests/fixtures/llava/random_checkpoint.py):
+placeholder counts, greedy parity with hired.transformers.apply and with stock transformers
+(fp32), a batch of images of different sizes, two images in one prompt, a repeated image,
+chunked prefill, and the refusals. The entry point, `vllm serve` and tensor parallelism: test_vllm_serve.py,
 test_vllm_tp.py."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import hired
 import hired.transformers
 import hired.vllm
 from conftest import FIXTURES, SAMPLE_IMAGE
-from vllm_fixture import IMAGE_TOKEN
+from random_checkpoint import IMAGE_TOKEN
 
 HIRED = "HiredLlavaNextForConditionalGeneration"
 RATE = 0.2
