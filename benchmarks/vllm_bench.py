@@ -1,9 +1,9 @@
 """HiRED inside vLLM, measured as hf_bench measures transformers: stock vLLM against hired.vllm
 at several budgets, and hired's own C++ runtime (hired_bench), on the same checkpoint and image.
 
-    .venv-vllm/bin/python benchmarks/vllm_bench.py [--checkpoint DIR] [--budgets 0.4,0.2,0.1]
-                                                   [--batch 1,8] [--rounds 5] [--threads N]
-                                                   [--dtype fp32|fp16|bf16] [--hired-bench PATH]
+    [OMP_NUM_THREADS=N] .venv-vllm/bin/python benchmarks/vllm_bench.py [--checkpoint DIR]
+        [--budgets 0.4,0.2,0.1] [--batch 1,8] [--rounds 5] [--device cpu|cuda]
+        [--dtype fp32|fp16|bf16] [--hired-bench PATH]
 
 Without --checkpoint a random checkpoint of hired's `mini` shapes (CLIP 336/14 128 wide, 4
 layers; a 256-wide 4-layer Llama: the LLM dominates, as in 7B) is written once into
@@ -22,12 +22,16 @@ TTFT: vLLM's request metrics (first_token_latency: arrival to first token), the 
 slowest request; throughput: generated tokens (15 per request, greedy, EOS ignored) / the
 wall time of generate(), all requests. The FLOP ceiling of each row comes from hired_bench
 run on the same checkpoint with the thread count vLLM's worker runs with; achieved = TTFT
-speed-up / ceiling.
+speed-up / ceiling. Threads: vLLM's CPU worker takes OMP_NUM_THREADS from the environment
+(torch.set_num_threads is refused once it has bound its threads); hired_bench runs with the
+count the worker reports. --device says where vLLM runs (its platform is its own choice; on a
+GPU use vLLM's CUDA wheel), for hired_bench's rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import statistics
@@ -37,12 +41,16 @@ import time
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
+
 import PIL.Image  # noqa: E402
 
 import hired  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from hf_bench import IMAGE, NEW_TOKENS, ROOT, hired_bench, mini_checkpoint, prompt_ids, spread  # noqa: E402
+from hf_bench import (  # noqa: E402
+    HEADER, IMAGE, NEW_TOKENS, ROOT, TIMING, hired_bench_round, interleaved, mini_checkpoint, prompt_ids,
+    runtime_rows, table_row,
+)
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -72,7 +80,7 @@ def engine(checkpoint, dtype: str, batch: int, rate: float | None):
                max_num_batched_tokens=4096 * max(batch, 8), disable_log_stats=False, hf_overrides=overrides)
 
 
-def run(llm, images: Images, batch: int, image_token: int, rate: float | None) -> dict:
+def run(llm, images: Images, batch: int, rate: float | None, image_token: int) -> dict:
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
@@ -105,16 +113,12 @@ def main() -> None:
     parser.add_argument("--budgets", default="0.4,0.2,0.1")
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="OMP threads of vLLM's worker")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES))
     parser.add_argument("--hired-bench", type=pathlib.Path, default=ROOT / "build" / "benchmarks" / "hired_bench")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # vLLM's CPU worker uses it
-    args.device = "cpu"
 
     checkpoint = args.checkpoint or mini_checkpoint(ROOT / "build" / "vllm_bench_mini")
-    import json
-
     image_token = json.loads((checkpoint / "config.json").read_text())["image_token_index"]
     budgets = sorted({float(b) for b in args.budgets.split(",")}, reverse=True)
     batches = [int(b) for b in args.batch.split(",")]
@@ -124,57 +128,39 @@ def main() -> None:
     images = Images()
 
     rows = [(b, r) for b in batches for r in [None] + budgets]  # None: stock vLLM
-    results = {key: [] for key in rows}
     runtime = {(b, r): [] for b in batches for r in [1.0] + budgets}
-    for round_ in range(args.rounds + 1):  # round 0 is the warm-up
-        order = rows if round_ % 2 == 0 else rows[::-1]
-        for batch, rate in order:
-            measured = run(engines[rate], images, batch, image_token, rate)
-            if round_:
-                results[(batch, rate)].append(measured)
+
+    def after_round(measured):
         if use_hired_bench:
-            for batch in batches:
-                for rate, report in hired_bench(args, checkpoint, [1.0] + budgets, batch, threads).items():
-                    if round_:
-                        runtime[(batch, rate)].append(report)
+            hired_bench_round(args, checkpoint, [1.0] + budgets, batches, runtime, measured, threads)
+
+    results = interleaved(rows, args.rounds, lambda key: run(engines[key[1]], images, *key, image_token),
+                          after_round)
 
     import torch
     import vllm
 
-    print(f"vllm_bench: vLLM {vllm.__version__}, torch {torch.__version__}, cpu {args.dtype}, {threads} thread(s), "
+    print(f"vllm_bench: vLLM {vllm.__version__}, torch {torch.__version__}, {args.device} {args.dtype}, "
+          f"{threads} thread(s), "
           f"{checkpoint.name}, {IMAGE.name} (a new pixel per request), {NEW_TOKENS} new tokens greedy")
-    print(f"timing: a warm-up of every row, then {args.rounds} rounds each running every row once (interleaved, "
-          "alternating order; hired_bench's rows once per round); medians (min..max)")
-    print(f"{'batch':>5} {'host':<22} {'budget':>6} {'visual':>6} {'LLM in':>6} {'TTFT s':>22} {'tok/s':>24} "
-          f"{'TTFT x':>6} {'ceiling':>7} {'achieved':>8}")
+    print(TIMING.format(rounds=args.rounds))
+    print(HEADER)
     for batch in batches:
         stock_ttft = statistics.median(m["ttft_s"] for m in results[(batch, None)])
         for rate in [None] + budgets:
             samples = results[(batch, rate)]
             ttft = [m["ttft_s"] for m in samples]
-            speedup = stock_ttft / statistics.median(ttft)
             reports = runtime[(batch, rate or 1.0)] if use_hired_bench else None
-            ceiling = reports[0]["ttft_ceiling_speedup"] if reports else float("nan")
-            print(f"{batch:>5} {'vLLM' if rate is None else 'vLLM + hired':<22} "
-                  f"{'stock' if rate is None else f'{rate:.0%}':>6} {samples[0]['visual'] * batch:>6} "
-                  f"{samples[0]['llm_input_tokens']:>6} {spread(ttft):>22} "
-                  f"{spread([m['throughput'] for m in samples], 2):>24} {speedup:>6.2f} {ceiling:>7.2f} "
-                  f"{speedup / ceiling:>8.2f}")
+            print(table_row(
+                batch, "vLLM" if rate is None else "vLLM + hired", "stock" if rate is None else f"{rate:.0%}",
+                samples[0]["visual"] * batch, samples[0]["llm_input_tokens"], ttft,
+                [m["throughput"] for m in samples], None, stock_ttft / statistics.median(ttft),
+                reports[0]["ttft_ceiling_speedup"] if reports else float("nan")))
         if use_hired_bench:
-            base = statistics.median(r["ttft_s"] for r in runtime[(batch, 1.0)])
-            for rate in [1.0] + budgets:
-                reports = runtime[(batch, rate)]
-                ttft = [r["ttft_s"] for r in reports]
-                speedup = base / statistics.median(ttft)
-                ceiling = reports[0]["ttft_ceiling_speedup"]
-                host = "hired runtime (C++)" if rate < 1.0 else "hired runtime, stock"
-                print(f"{batch:>5} {host:<22} {f'{rate:.0%}':>6} {reports[0]['visual_tokens']:>6} "
-                      f"{reports[0]['llm_input_tokens']:>6} {spread(ttft):>22} "
-                      f"{spread([r['throughput_tok_s'] for r in reports], 2):>24} {speedup:>6.2f} {ceiling:>7.2f} "
-                      f"{speedup / ceiling:>8.2f}")
+            print("\n".join(runtime_rows(runtime, batch, [1.0] + budgets)))
     print("TTFT: the batch's last first token (vLLM: request metrics, arrival to first token); TTFT x: against the "
           "batch's stock row of the same host; ceiling: the TTFT speed-up the FLOPs allow (hired_bench's count); "
-          "achieved = TTFT x / ceiling.")
+          "achieved = TTFT x / ceiling. vLLM has no CPU peak (\"-\"); hired_bench's counts LibTorch's CPU bytes.")
     if not use_hired_bench:
         print(f"(no {args.hired_bench}: the FLOP ceiling and hired's runtime rows need it; build hired_bench)",
               file=sys.stderr)
