@@ -44,7 +44,9 @@ def main(checkpoint: str, requests: list, rate: float) -> dict:
 
 if __name__ == "__main__":
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0|1")  # one NUMA node: bind each rank to a core
+    # vLLM binds each rank to a NUMA node by itself, and refuses 2 ranks on 1 node: one core each.
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[min(1, len(cores) - 1)]}")
     os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")  # apply_model's function, to the workers
     result = main(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]))
     print("RESULT " + json.dumps(result))
