@@ -68,11 +68,23 @@ def make_llava15_processor(checkpoint: pathlib.Path):
     )
 
 
-@pytest.fixture(scope="session")
-def vllm_checkpoint() -> pathlib.Path:
-    """The tiny random LLaVA-Next of the vLLM tests, written once per build
-    (tests/fixtures/llava/random_checkpoint.py) into HIRED_VLLM_CHECKPOINT (CTest sets it inside
-    the build directory)."""
+def vllm_fixture_checkpoint(architecture: str) -> pathlib.Path:
+    """A tiny random checkpoint of the vLLM tests, written once per build
+    (tests/fixtures/llava/random_checkpoint.py) into HIRED_VLLM_CHECKPOINTS (CTest sets the
+    build directory)."""
     import random_checkpoint
 
-    return random_checkpoint.write(pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINT", ROOT / "build" / "vllm_tiny")))
+    where = pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINTS", ROOT / "build"))
+    return random_checkpoint.write(where / f"vllm_{architecture}_tiny", architecture=architecture)
+
+
+@pytest.fixture(scope="session")
+def vllm_checkpoint() -> pathlib.Path:
+    """The tiny random LLaVA-Next of the vLLM tests."""
+    return vllm_fixture_checkpoint("llava_next")
+
+
+@pytest.fixture(scope="session")
+def vllm_llava15_checkpoint() -> pathlib.Path:
+    """The tiny random LLaVA-1.5 of the vLLM tests."""
+    return vllm_fixture_checkpoint("llava")

@@ -2,7 +2,7 @@
 tiny random LLaVA-Next written at test time (tests/fixtures/llava/random_checkpoint.py):
 placeholder counts, greedy parity with hired.transformers.apply and with stock transformers
 (fp32), a batch of images of different sizes, two images in one prompt, a repeated image,
-chunked prefill, and the refusals. The entry point, `vllm serve` and tensor parallelism: test_vllm_serve.py,
+chunked prefill, and the refusals; LLaVA-1.5 (HiredLlavaForConditionalGeneration) too. The entry point, `vllm serve` and tensor parallelism: test_vllm_serve.py,
 test_vllm_tp.py."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from conftest import FIXTURES, SAMPLE_IMAGE
 from random_checkpoint import IMAGE_TOKEN
 
 HIRED = "HiredLlavaNextForConditionalGeneration"
+HIRED_LLAVA15 = "HiredLlavaForConditionalGeneration"
 RATE = 0.2
 NEW_TOKENS = 8
 CHUNK = 512  # the HiRED engine's prefill chunk: every prompt with an image is prefilled in chunks
@@ -54,8 +55,8 @@ GRID_IMAGES = {
 }
 
 
-def overrides(**settings) -> dict:
-    return {"architectures": [HIRED], "hired": settings}
+def overrides(architecture=HIRED, **settings) -> dict:
+    return {"architectures": [architecture], "hired": settings}
 
 
 def engine(checkpoint, **kwargs):
@@ -74,12 +75,17 @@ def hired_llm(vllm_checkpoint):
     return engine(vllm_checkpoint, hf_overrides=overrides(budget_rate=RATE), max_num_batched_tokens=CHUNK)
 
 
+def transformers_model(checkpoint):
+    """(model, processor) of a checkpoint in transformers, fp32."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(str(checkpoint))
+
+
 @pytest.fixture(scope="module")
 def hf(vllm_checkpoint):
-    from transformers import AutoProcessor, LlavaNextForConditionalGeneration
-
-    model = LlavaNextForConditionalGeneration.from_pretrained(str(vllm_checkpoint), dtype=torch.float32).eval()
-    return model, AutoProcessor.from_pretrained(str(vllm_checkpoint))
+    return transformers_model(vllm_checkpoint)
 
 
 def vllm_greedy(llm, requests):
@@ -171,6 +177,7 @@ def test_stock_engine_is_stock_vllm_and_equals_transformers(stock_llm, hf):
 
 def test_hired_keeps_the_tokens_and_ids_of_hired_transformers(hired_llm, hf):
     img = GRID_IMAGES["2x2"]()
+    img.putpixel((0, 0), (1, 2, 3))  # an image no cache holds: the last image batch is this one
     config = hired.DropConfig(budget_rate=RATE)
     [(prompt, generated)] = vllm_greedy(hired_llm, [(PROMPT, [img])])
     hf_prompt, hf_generated, hf_selection = hf_greedy(hf, PROMPT, [img], config)
@@ -236,9 +243,41 @@ def test_settings_are_read_per_config_and_validated():
             hired.vllm.drop_config(config)
 
 
+def test_llava15_counts_are_its_kept_tokens(vllm_llava15_checkpoint):
+    """LLaVA-1.5: one centre-cropped partition and no newline rows, so every image's count is
+    its kept tokens (whatever the newline setting): at rate 1.0 stock vLLM's 576."""
+    stock = processing_info(vllm_llava15_checkpoint)
+    for settings, expected in [({"budget_rate": 1.0}, 576), ({"budget_rate": 0.2}, 115),
+                               ({"budget_tokens": 50, "newline": "every_row"}, 50)]:
+        info = processing_info(vllm_llava15_checkpoint, overrides(HIRED_LLAVA15, **settings))
+        for height, width in [(600, 600), (150, 380), (2000, 7)]:
+            assert stock.get_num_image_tokens(image_width=width, image_height=height) == 576
+            assert info.get_num_image_tokens(image_width=width, image_height=height) == expected
+
+
+def test_llava15_keeps_the_tokens_and_ids_of_hired_transformers(vllm_llava15_checkpoint):
+    """LLaVA-1.5 with HiRED: a batch of images of different sizes and a prompt with two images,
+    each answer that of the request alone under hired.transformers.apply; the last image batch's
+    kept tokens those transformers keeps."""
+    llm = engine(vllm_llava15_checkpoint, hf_overrides=overrides(HIRED_LLAVA15, budget_rate=RATE))
+    hf15 = transformers_model(vllm_llava15_checkpoint)
+    config = hired.DropConfig(budget_rate=RATE)
+    wide, tall = GRID_IMAGES["1x2"](), GRID_IMAGES["2x1"]()
+    requests = [(PROMPT, [GRID_IMAGES["2x2"]()]), (PROMPT, [wide]), (TWO_IMAGES, [wide, tall])]
+    for (text, images), (prompt, generated) in zip(requests, vllm_greedy(llm, requests)):
+        hf_prompt, hf_generated, _ = hf_greedy(hf15, text, images, config)
+        assert image_tokens(prompt) == 115 * len(images)
+        assert (prompt, generated) == (hf_prompt, hf_generated)
+    new = GRID_IMAGES["1x3"]()  # an image no cache holds: the last image batch is this one
+    vllm_greedy(llm, [(PROMPT, [new])])
+    [selection] = llm.apply_model(lambda model: model.last_selection)
+    _, _, hf_selection = hf_greedy(hf15, PROMPT, [new], config)
+    assert torch.equal(selection.kept, hf_selection.kept) and selection.kept.numel() == 115
+
+
 def test_register_is_idempotent():
     from vllm import ModelRegistry
 
     hired.vllm.register()
     hired.vllm.register()
-    assert HIRED in ModelRegistry.get_supported_archs()
+    assert {HIRED, HIRED_LLAVA15} <= set(ModelRegistry.get_supported_archs())

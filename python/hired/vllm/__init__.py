@@ -8,7 +8,8 @@ finds it through the `vllm.general_plugins` entry point and calls register() in 
       '{"architectures": ["HiredLlavaNextForConditionalGeneration"],
         "hired": {"budget_rate": 0.2, "alpha": 0.5}}'
 
-or `LLM(model=..., hf_overrides={...})`. Without the override vLLM is untouched. The settings
+or `LLM(model=..., hf_overrides={...})`; LLaVA-1.5 (llava-hf/llava-1.5-7b-hf) likewise with
+"HiredLlavaForConditionalGeneration". Without the override vLLM is untouched. The settings
 under "hired" are hired.DropConfig's (budget_rate, budget_tokens, alpha, mode, newline; none
 given: its defaults), validated when the engine starts. Only settings whose counts follow from
 the image size are accepted (exact mode, newline every_row or none): vLLM fixes each image's
@@ -24,6 +25,7 @@ from ..config import DropConfig
 # Architecture name -> "module:class", imported by vLLM when a model asks for it.
 ARCHITECTURES = {
     "HiredLlavaNextForConditionalGeneration": "hired.vllm.llava_next:HiredLlavaNextForConditionalGeneration",
+    "HiredLlavaForConditionalGeneration": "hired.vllm.llava:HiredLlavaForConditionalGeneration",
 }
 SETTINGS = tuple(field.name for field in dataclasses.fields(DropConfig))
 
