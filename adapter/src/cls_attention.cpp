@@ -1,6 +1,8 @@
-// hired::cls_attention: the CLS query's attention row of one ViT layer, with ATen.
+// hired::cls_attention and hired::qk_attention: the CLS query's attention rows of one ViT layer,
+// with ATen or by hired's own arithmetic.
 #include "hired/torch/token_dropper.hpp"
 
+#include "host_path.hpp"
 #include "tensor_args.hpp"
 
 #include <ATen/ATen.h>
@@ -24,6 +26,11 @@ at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t 
           .transpose(1, 2) /
       std::sqrt(static_cast<double>(dim));
   return at::softmax(logits, -1);
+}
+
+at::Tensor qk_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads) {
+  detail::check_query_keys({q, k, heads}, "");
+  return detail::host_qk_attention({q, k, heads}).to(q.device());
 }
 
 }  // namespace hired

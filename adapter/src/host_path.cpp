@@ -50,6 +50,13 @@ HostScores host_qk_scores(const QueryKeys& init, const QueryKeys& final,
           qk_scores(host_final.view, "final q/k", {}, AtenParallelRows{})};
 }
 
+at::Tensor host_qk_attention(const QueryKeys& qk) {
+  const HostQueryKeys host(qk);
+  std::vector<float> rows = qk_attention(host.view, "q/k", AtenParallelRows{});
+  return at::tensor(at::ArrayRef<float>(rows), at::kFloat)
+      .reshape({host.view.rows, host.view.heads, host.view.tokens + 1});
+}
+
 TokenSelection selection_tensors(Selection host, const at::Device& device) {
   const std::int64_t rows = host.partition_offsets.back();
   std::vector<std::int64_t> budgets(static_cast<std::size_t>(rows));

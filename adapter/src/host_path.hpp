@@ -26,6 +26,10 @@ struct HostScores {
 HostScores host_qk_scores(const QueryKeys& init, const QueryKeys& final,
                           const std::vector<ImageLayout>& layouts);
 
+/// Attention rows [sum P, H, N + 1] on the host by hired::qk_attention (rows spread over ATen's
+/// threads).
+at::Tensor host_qk_attention(const QueryKeys& qk);
+
 /// A host selection as TokenSelection tensors on `device`.
 TokenSelection selection_tensors(Selection host, const at::Device& device);
 

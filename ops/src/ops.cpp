@@ -179,6 +179,10 @@ at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t 
   return translated([&] { return hired::cls_attention(q, k, heads); });
 }
 
+at::Tensor qk_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads) {
+  return translated([&] { return hired::qk_attention(q, k, heads); });
+}
+
 /// [kept tokens, packed rows, newline rows] of a batch from its layout alone, -1 where they
 /// depend on the scores (reference mode; kept_rows for the rows): the fake implementations'
 /// output sizes.
@@ -241,6 +245,7 @@ TORCH_LIBRARY(hired, m) {
         ", Tensor? image_newline=None, *, str mode=\"exact\", str newline=\"every_row\", "
         HIRED_GRID ", int tokens=576) -> " HIRED_PACKED);
   m.def("cls_attention(Tensor q, Tensor k, int heads) -> Tensor");
+  m.def("qk_attention(Tensor q, Tensor k, int heads) -> Tensor");
   m.def("selection_counts(" HIRED_LAYOUT ", *, " HIRED_CONFIG ", " HIRED_GRID
         ", int tokens=576) -> int[]");
   m.def("check_config(*, " HIRED_CONFIG ") -> ()");
@@ -260,6 +265,7 @@ void register_tensor_ops(torch::Library& m) {
   m.impl("gather", &gather);
   m.impl("pack_rows", &pack_rows);
   m.impl("cls_attention", &cls_attention);
+  m.impl("qk_attention", &qk_attention);
 }
 }  // namespace
 

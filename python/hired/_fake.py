@@ -88,3 +88,8 @@ def _pack_rows(rows, kept, kept_offsets, num_partitions, image_sizes=None, grid_
 @torch.library.register_fake("hired::cls_attention")
 def _cls_attention(q, k, heads):
     return q.new_empty(q.size(0), heads, q.size(1), dtype=torch.float32)
+
+
+@torch.library.register_fake("hired::qk_attention")
+def _qk_attention(q, k, heads):
+    return q.new_empty(q.size(0), heads, q.size(1), dtype=torch.float32)

@@ -52,3 +52,25 @@ class DropConfig:
         """Whether each image's row count follows from its size alone (exact mode with newline
         policy none or every_row): what a processor that expands <image> placeholders needs."""
         return self.mode == "exact" and self.newline != "kept_rows"
+
+    def require_counts_from_size(self, host: str) -> None:
+        """Raises ValueError unless counts_follow_from_size: `host` (what fixes the placeholder
+        counts, e.g. "the processor") needs each image's count before the vision tower runs."""
+        if not self.counts_follow_from_size:
+            raise ValueError(
+                f"config: mode '{self.mode}' with newline '{self.newline}' makes each image's row count depend "
+                f"on the scores, but {host} fixes it before the vision tower runs; use mode 'exact' with newline "
+                "'every_row' or 'none'"
+            )
+
+
+def check_llava_features(model_config) -> None:
+    """What HiRED needs of a LLaVA(-Next) model config (transformers' or vLLM's): one vision
+    feature layer, and its patch tokens without CLS (strategy 'default'). ValueError otherwise."""
+    if not isinstance(model_config.vision_feature_layer, int):
+        raise ValueError(f"vision_feature_layer: {model_config.vision_feature_layer!r}; hired needs one layer (an int)")
+    if model_config.vision_feature_select_strategy != "default":
+        raise ValueError(
+            f"vision_feature_select_strategy: '{model_config.vision_feature_select_strategy}'; hired selects "
+            "patch tokens, which needs 'default' (CLS dropped)"
+        )

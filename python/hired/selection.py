@@ -226,6 +226,15 @@ def cls_attention(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
     return ops.cls_attention(q, k, int(heads))
 
 
+def qk_attention(q: torch.Tensor, k: torch.Tensor, heads: int) -> torch.Tensor:
+    """The same rows [sum P, H, N + 1] by hired's specified arithmetic, the terms select_qk adds:
+    select() on them keeps exactly select_qk's tokens. For heads split across ranks (tensor
+    parallelism): each rank passes its heads' q and k, the rows are gathered in head order, and
+    every rank selects what one rank with every head would. Runs on the host (CUDA inputs are
+    copied there once); the result is on the inputs' device."""
+    return ops.qk_attention(q, k, int(heads))
+
+
 def num_image_tokens(
     image_size: Sequence[int],
     config: DropConfig | None = None,

@@ -23,7 +23,7 @@ import dataclasses
 
 import torch
 
-from .config import DropConfig
+from .config import DropConfig, check_llava_features
 from .selection import Selection, gather, num_image_tokens, pack_rows, select_qk
 
 
@@ -80,20 +80,8 @@ def _check_model(model, config: DropConfig):
         raise ValueError("model: HiRED is applied already; call .remove() on its handle first")
     if not isinstance(config, DropConfig):
         raise TypeError(f"config: expected hired.DropConfig, got {type(config).__name__}")
-    if not config.counts_follow_from_size:
-        raise ValueError(
-            f"config: mode '{config.mode}' with newline '{config.newline}' makes each image's row "
-            "count depend on the scores, but the processor fixes it before the vision tower runs; "
-            "use mode 'exact' with newline 'every_row' or 'none'"
-        )
-    mc = model.config
-    if not isinstance(mc.vision_feature_layer, int):
-        raise ValueError(f"vision_feature_layer: {mc.vision_feature_layer!r}; hired needs one layer (an int)")
-    if mc.vision_feature_select_strategy != "default":
-        raise ValueError(
-            f"vision_feature_select_strategy: '{mc.vision_feature_select_strategy}'; hired selects "
-            "patch tokens, which needs 'default' (CLS dropped)"
-        )
+    config.require_counts_from_size("the processor")
+    check_llava_features(model.config)
 
 
 def apply(model, processor=None, config: DropConfig | None = None) -> Handle:

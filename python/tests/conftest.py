@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -13,6 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "llava"
 SAMPLE = ROOT / "examples" / "data" / "sample_600x600.safetensors"
 SAMPLE_IMAGE = ROOT / "examples" / "data" / "sample_600x600.png"
+sys.path.insert(0, str(FIXTURES))  # random_checkpoint.py, the writer of random checkpoints
 
 
 def tool(name: str) -> pathlib.Path:
@@ -64,3 +66,25 @@ def make_llava15_processor(checkpoint: pathlib.Path):
         image_processor=image_processor, tokenizer=tokenizer, patch_size=14,
         vision_feature_select_strategy="default", image_token="<image>", num_additional_image_tokens=1,
     )
+
+
+def vllm_fixture_checkpoint(architecture: str) -> pathlib.Path:
+    """A tiny random checkpoint of the vLLM tests, written once per build
+    (tests/fixtures/llava/random_checkpoint.py) into HIRED_VLLM_CHECKPOINTS (CTest sets the
+    build directory)."""
+    import random_checkpoint
+
+    where = pathlib.Path(os.environ.get("HIRED_VLLM_CHECKPOINTS", ROOT / "build"))
+    return random_checkpoint.write(where / f"vllm_{architecture}_tiny", architecture=architecture)
+
+
+@pytest.fixture(scope="session")
+def vllm_checkpoint() -> pathlib.Path:
+    """The tiny random LLaVA-Next of the vLLM tests."""
+    return vllm_fixture_checkpoint("llava_next")
+
+
+@pytest.fixture(scope="session")
+def vllm_llava15_checkpoint() -> pathlib.Path:
+    """The tiny random LLaVA-1.5 of the vLLM tests."""
+    return vllm_fixture_checkpoint("llava")

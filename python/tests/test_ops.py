@@ -67,6 +67,23 @@ def test_select_qk_keeps_what_cls_attention_rows_keep():
     assert torch.equal(a.kept, b.kept)  # no near-ties in random data at this cut
 
 
+def test_qk_attention_rows_split_by_heads_select_what_select_qk_selects():
+    """Rows by hired's arithmetic, computed per half of the heads and joined in head order (what
+    two tensor-parallel ranks gather), keep select_qk's tokens bit for bit."""
+    torch.manual_seed(1)
+    q, k = torch.randn(5, 577, 32), torch.randn(5, 577, 32)
+    whole = hired.qk_attention(q, k, 4)
+    assert whole.shape == (5, 4, 577) and whole.dtype == torch.float32
+    assert torch.allclose(whole, hired.cls_attention(q, k, 4), atol=1e-6)
+    halves = [hired.qk_attention(q[..., h : h + 16], k[..., h : h + 16], 2) for h in (0, 16)]
+    assert torch.equal(torch.cat(halves, 1), whole)
+    final = [hired.qk_attention(q[..., h : h + 16] * 0.5, k[..., h : h + 16], 2) for h in (0, 16)]
+    expected = hired.select_qk(q, k, q * 0.5, k, 4, [5], [[600, 600]])
+    got = hired.select(torch.cat(halves, 1), torch.cat(final, 1), [5], [[600, 600]])
+    assert torch.equal(got.kept_offsets, expected.kept_offsets)
+    assert torch.equal(got.kept, expected.kept)
+
+
 def test_num_image_tokens_is_transformers_count_at_rate_one():
     """hired's count at rate 1.0 (exact, every_row) is stock LLaVA-Next's, for any image size."""
     from transformers import AutoTokenizer, LlavaNextImageProcessor, LlavaNextProcessor
@@ -139,6 +156,9 @@ def test_bad_tensors_and_layouts_are_named(sample):
         (lambda: hired.select(init, final, [5], grid_shapes=[[3, 3]]), ValueError, "grid_shapes|num_partitions"),
         (lambda: hired.select_qk(init, init, final, final, 3, [5], [[600, 600]]), ValueError, "heads|q"),
         (lambda: hired.cls_attention(torch.randn(2, 10, 8), torch.randn(2, 10, 6), 2), ValueError, "k"),
+        (lambda: hired.qk_attention(torch.randn(2, 10, 8), torch.randn(2, 10, 8), 3), ValueError, "heads"),
+        (lambda: hired.qk_attention(torch.full((1, 4, 2), float("nan")), torch.ones(1, 4, 2), 1), ValueError,
+         "row 0, head 0, key 0 is not finite"),
         (lambda: hired.num_image_tokens((600,)), TypeError, "image_size"),
         (lambda: hired.num_image_tokens((600, 600), patch_px=5), ValueError, "patch_px"),
     ]
@@ -185,6 +205,7 @@ def test_opcheck_every_op(sample):
         (hired.ops.gather, (torch.randn(5, 576, 8), kept, offsets, *layout_args), {"newline": "none"}),
         (hired.ops.pack_rows, (torch.randn(576, 8), kept, offsets, *layout_args, torch.zeros(8)), {}),
         (hired.ops.cls_attention, (q, k, 4), {}),
+        (hired.ops.qk_attention, (q, k, 4), {}),
     ]
     for op, args, kwargs in cases:
         torch.library.opcheck(op, args, kwargs)

@@ -1,7 +1,9 @@
 // hired/qk_scores.hpp: the one arithmetic every backend uses for CLS scores from q and k.
 // Hand-worked values, the accuracy of exp_nonpositive and of the whole softmax against float64,
-// the rows a caller may pick, and every rejection.
+// the rows a caller may pick, the attention rows (qk_attention) that add up to the same scores
+// however the heads are split, and every rejection.
 #include "hired/qk_scores.hpp"
+#include "hired/scores.hpp"
 
 #include <gtest/gtest.h>
 
@@ -261,6 +263,80 @@ TEST(QkScores, RejectsBadInputNamingIt) {
   bad = v;
   bad.heads = 0;
   EXPECT_EQ(error_of(bad), "init q/k: rows 1, heads 0, head_dim 2 and N 4 must be positive");
+}
+
+// A zero query attends uniformly: every key of every head gets exactly 1/4, CLS included.
+TEST(QkAttention, ZeroQueryIsUniform) {
+  const std::vector<float> q(2 * 3, 0.0f), k(4 * 2 * 3, 0.7f);
+  EXPECT_EQ(qk_attention(view_of(q, k, 1, 2, 3, 3, qk_scale(3)), "q/k"),
+            std::vector<float>(2 * 4, 0.25f));
+}
+
+// The heads of a view, [first, first + count): what one rank of a tensor-parallel host holds.
+QueryKeyView heads_of(QueryKeyView v, std::int64_t first, std::int64_t count) {
+  v.q += first * v.head_dim;
+  v.k += first * v.head_dim;
+  v.heads = count;
+  return v;
+}
+
+// The rows summed over heads by sum_heads are qk_scores bit for bit; and the heads split in
+// any way, each part's rows gathered in head order, give the same rows: every parallel degree
+// keeps the same tokens.
+TEST(QkAttention, RowsAddUpToTheScoresHoweverTheHeadsAreSplit) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 50; ++trial) {
+    const std::int64_t rows = std::uniform_int_distribution<std::int64_t>(1, 4)(rng);
+    const std::int64_t heads = std::uniform_int_distribution<std::int64_t>(1, 8)(rng);
+    const std::int64_t d = std::uniform_int_distribution<std::int64_t>(1, 24)(rng);
+    const std::int64_t tokens = std::uniform_int_distribution<std::int64_t>(1, 90)(rng);
+    const std::int64_t keys = tokens + 1, width = heads * d;
+    std::normal_distribution<float> normal(0.0f, 1.5f);
+    std::vector<float> q(static_cast<std::size_t>(rows * width)),
+        k(static_cast<std::size_t>(rows * keys * width));
+    for (float& x : q) x = normal(rng);
+    for (float& x : k) x = normal(rng);
+    // q as a strided view: row p's CLS query is row p's key 0 (as in a fused qkv chunk).
+    const QueryKeyView v{.q = k.data(), .q_row_stride = keys * width, .k = k.data(),
+                         .k_row_stride = keys * width, .k_token_stride = width, .rows = rows,
+                         .heads = heads, .head_dim = d, .tokens = tokens, .scale = qk_scale(d)};
+    const std::vector<float> attention = qk_attention(v, "q/k");
+    ASSERT_EQ(attention.size(), static_cast<std::size_t>(rows * heads * keys));
+    EXPECT_EQ(sum_heads(attention.data(), rows, heads, keys, "rows"), qk_scores(v, "q/k"))
+        << "trial " << trial;
+
+    const std::int64_t split = std::uniform_int_distribution<std::int64_t>(0, heads)(rng);
+    std::vector<float> gathered;
+    const std::vector<float> low = split > 0 ? qk_attention(heads_of(v, 0, split), "q/k")
+                                             : std::vector<float>();
+    const std::vector<float> high = split < heads
+                                        ? qk_attention(heads_of(v, split, heads - split), "q/k")
+                                        : std::vector<float>();
+    for (std::int64_t p = 0; p < rows; ++p) {
+      gathered.insert(gathered.end(), low.begin() + p * split * keys,
+                      low.begin() + (p + 1) * split * keys);
+      gathered.insert(gathered.end(), high.begin() + p * (heads - split) * keys,
+                      high.begin() + (p + 1) * (heads - split) * keys);
+    }
+    EXPECT_EQ(gathered, attention) << "trial " << trial << ", heads split at " << split;
+  }
+}
+
+TEST(QkAttention, RejectsWhatQkScoresRejects) {
+  std::vector<float> q(4, 0.5f), k(5 * 4, 0.25f);  // 1 row, 2 heads of 2 channels, 5 keys
+  const QueryKeyView v = view_of(q, k, 1, 2, 2, 4, qk_scale(2));
+  k[(3 * 4) + 2] = std::numeric_limits<float>::infinity();  // key 3, channel 2: head 1
+  try {
+    qk_attention(v, "final q/k");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "final q/k: the logit of row 0, head 1, key 3 is not finite (NaN or Inf in q "
+                 "or k, or q . k overflows)");
+  }
+  QueryKeyView bad = v;
+  bad.rows = 0;
+  EXPECT_THROW(qk_attention(bad, "q/k"), Error);
 }
 
 }  // namespace

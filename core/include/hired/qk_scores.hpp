@@ -121,6 +121,38 @@ struct QkFault {
 /// Floats of scratch qk_row_scores needs: one logit per head and key.
 inline std::int64_t qk_scratch_floats(const QueryKeyView& v) { return v.heads * (v.tokens + 1); }
 
+namespace detail {
+
+/// One head's dot products e[0, keys) (qk_dots) become its softmax terms in place: scaled, the
+/// maximum subtracted, exponentiated (see the file comment). Returns Z, the lane-strided sum of
+/// the terms (>= 1: the maximum's term is exactly 1), or -1 at the first non-finite logit, whose
+/// key goes to *bad_key.
+inline float qk_head_terms(float* e, std::int64_t keys, float scale, std::int64_t* bad_key) {
+  using namespace qk_math;
+  float max = -3.40282347e38f;
+  for (std::int64_t t = 0; t < keys; ++t) {
+    e[t] = mul(e[t], scale);
+    if (!finite(e[t])) {
+      *bad_key = t;
+      return -1.0f;
+    }
+    max = e[t] > max ? e[t] : max;
+  }
+  float partial[kLanes] = {};
+  for (std::int64_t t = 0; t < keys; ++t) {
+    e[t] = exp_nonpositive(add(e[t], -max));
+    partial[t % kLanes] = add(partial[t % kLanes], e[t]);
+  }
+  for (int step = kLanes / 2; step > 0; step /= 2) {
+    float next[kLanes];
+    for (int i = 0; i < kLanes; ++i) next[i] = add(partial[i], partial[i ^ step]);
+    for (int i = 0; i < kLanes; ++i) partial[i] = next[i];
+  }
+  return partial[0];
+}
+
+}  // namespace detail
+
 /// The scores of row p (see the file comment) into out[0, N), with qk_scratch_floats(v) floats
 /// of scratch. Returns false (out is then unspecified) at the first non-finite logit (heads,
 /// then keys, in order), stored in *fault. No checks of `v`: qk_scores makes them.
@@ -132,28 +164,38 @@ inline bool qk_row_scores(const QueryKeyView& v, std::int64_t p, float* out, flo
                   v.heads, v.head_dim, scratch);
   for (std::int64_t j = 0; j < v.tokens; ++j) out[j] = 0.0f;
   for (std::int64_t h = 0; h < v.heads; ++h) {
-    float* const e = scratch + h * keys;  // the head's logits, then its exponentials
-    float max = -3.40282347e38f;
-    for (std::int64_t t = 0; t < keys; ++t) {
-      e[t] = mul(e[t], v.scale);
-      if (!finite(e[t])) {
-        if (fault != nullptr) *fault = {h, t};
-        return false;
-      }
-      max = e[t] > max ? e[t] : max;
+    float* const e = scratch + h * keys;  // the head's logits, then its softmax terms
+    std::int64_t bad_key = -1;
+    const float total = detail::qk_head_terms(e, keys, v.scale, &bad_key);
+    if (total < 0.0f) {
+      if (fault != nullptr) *fault = {h, bad_key};
+      return false;
     }
-    float partial[kLanes] = {};
-    for (std::int64_t t = 0; t < keys; ++t) {
-      e[t] = exp_nonpositive(add(e[t], -max));
-      partial[t % kLanes] = add(partial[t % kLanes], e[t]);
-    }
-    for (int step = kLanes / 2; step > 0; step /= 2) {
-      float next[kLanes];
-      for (int i = 0; i < kLanes; ++i) next[i] = add(partial[i], partial[i ^ step]);
-      for (int i = 0; i < kLanes; ++i) partial[i] = next[i];
-    }
-    const float total = partial[0];  // >= 1: the maximum's term is exactly 1
     for (std::int64_t j = 0; j < v.tokens; ++j) out[j] = add(out[j], div(e[1 + j], total));
+  }
+  return true;
+}
+
+/// Row p's attention rows by the same arithmetic into out[h * (N + 1) + t] (heads, then keys;
+/// t = 0 is the CLS key): the terms qk_row_scores adds, so sum_heads of them is its scores bit
+/// for bit. A host that holds the heads on several ranks gathers these rows in head order and
+/// selects from them as from qk_row_scores. Returns false at the first non-finite logit, as
+/// qk_row_scores. No checks of `v`: qk_attention makes them.
+inline bool qk_row_attention(const QueryKeyView& v, std::int64_t p, float* out,
+                             QkFault* fault = nullptr) {
+  using namespace qk_math;
+  const std::int64_t keys = v.tokens + 1;
+  detail::qk_dots(v.q + p * v.q_row_stride, v.k + p * v.k_row_stride, v.k_token_stride, keys,
+                  v.heads, v.head_dim, out);
+  for (std::int64_t h = 0; h < v.heads; ++h) {
+    float* const a = out + h * keys;
+    std::int64_t bad_key = -1;
+    const float total = detail::qk_head_terms(a, keys, v.scale, &bad_key);
+    if (total < 0.0f) {
+      if (fault != nullptr) *fault = {h, bad_key};
+      return false;
+    }
+    for (std::int64_t t = 0; t < keys; ++t) a[t] = div(a[t], total);
   }
   return true;
 }
@@ -167,13 +209,15 @@ struct RowsInOrder {
   }
 };
 
-/// Scores [rows.size(), N] of the listed rows (all rows when `rows` is empty), as sum_heads
-/// returns them, the rows handed to `run(count, body)` (see RowsInOrder). Throws hired::Error
-/// naming `what` for a bad view, or for the first listed row that is out of range or has a
-/// non-finite logit (its head and key), whichever way the rows were run.
-template <class Run = RowsInOrder>
-std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
-                             std::span<const std::int64_t> rows = {}, Run run = {}) {
+namespace detail {
+
+/// `width` floats per listed row (all rows when `rows` is empty), row_fn(p, out, scratch,
+/// fault) computing one, the rows handed to `run`: qk_scores' and qk_attention's checks and
+/// error reporting.
+template <class Run, class RowFn>
+std::vector<float> qk_rows(const QueryKeyView& v, const char* what,
+                           std::span<const std::int64_t> rows, Run run, std::int64_t width,
+                           RowFn row_fn) {
   check(v.q != nullptr && v.k != nullptr, "{}: null q or k", what);
   check(v.rows > 0 && v.heads > 0 && v.head_dim > 0 && v.tokens > 0,
         "{}: rows {}, heads {}, head_dim {} and N {} must be positive", what, v.rows, v.heads,
@@ -184,14 +228,13 @@ std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
   const auto row_of = [&](std::int64_t i) {
     return rows.empty() ? i : rows[static_cast<std::size_t>(i)];
   };
-  std::vector<float> out(static_cast<std::size_t>(count * v.tokens));
+  std::vector<float> out(static_cast<std::size_t>(count * width));
   std::vector<QkFault> faults(static_cast<std::size_t>(count));  // key -1: computed, no fault
   run(count, [&](std::int64_t begin, std::int64_t end) {
     std::vector<float> scratch(static_cast<std::size_t>(qk_scratch_floats(v)));
     for (std::int64_t i = begin; i < end; ++i) {
       const std::int64_t p = row_of(i);
-      if (p >= 0 && p < v.rows)
-        qk_row_scores(v, p, out.data() + i * v.tokens, scratch.data(), &faults[i]);
+      if (p >= 0 && p < v.rows) row_fn(p, out.data() + i * width, scratch.data(), &faults[i]);
     }
   });
   for (std::int64_t i = 0; i < count; ++i) {
@@ -204,6 +247,31 @@ std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
           what, p, fault.head, fault.key);
   }
   return out;
+}
+
+}  // namespace detail
+
+/// Scores [rows.size(), N] of the listed rows (all rows when `rows` is empty), as sum_heads
+/// returns them, the rows handed to `run(count, body)` (see RowsInOrder). Throws hired::Error
+/// naming `what` for a bad view, or for the first listed row that is out of range or has a
+/// non-finite logit (its head and key), whichever way the rows were run.
+template <class Run = RowsInOrder>
+std::vector<float> qk_scores(const QueryKeyView& v, const char* what,
+                             std::span<const std::int64_t> rows = {}, Run run = {}) {
+  return detail::qk_rows(v, what, rows, run, v.tokens,
+                         [&v](std::int64_t p, float* out, float* scratch, QkFault* fault) {
+                           return qk_row_scores(v, p, out, scratch, fault);
+                         });
+}
+
+/// Attention rows [rows, H, N + 1] of every row (qk_row_attention), the rows handed to `run`;
+/// the checks and errors of qk_scores.
+template <class Run = RowsInOrder>
+std::vector<float> qk_attention(const QueryKeyView& v, const char* what, Run run = {}) {
+  return detail::qk_rows(v, what, {}, run, v.heads * (v.tokens + 1),
+                         [&v](std::int64_t p, float* out, float*, QkFault* fault) {
+                           return qk_row_attention(v, p, out, fault);
+                         });
 }
 
 /// The init-layer scores the budgets need, in select_tokens' [sum P, N] layout: each image's

@@ -151,4 +151,12 @@ class TokenDropper {
 /// agree between devices bit for bit, pass the QueryKeys to TokenDropper::select instead.
 at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads);
 
+/// The same rows by hired/qk_scores.hpp's arithmetic (qk_row_attention), on the inputs'
+/// device: the terms TokenDropper::select(QueryKeys...) adds, so select() on these rows keeps
+/// exactly its tokens. For hosts that hold the heads on several ranks (tensor parallelism):
+/// each rank computes its heads' rows, the rows are gathered in head order, and every rank
+/// selects the same tokens as one rank holding every head. Computed on the host (CUDA inputs
+/// are copied there once).
+at::Tensor qk_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads);
+
 }  // namespace hired
