@@ -196,16 +196,22 @@ def vision_share(model, pixels, rounds: int) -> str:
             f"select_qk {select_s * 1e3:.2f} ms ({select_s / tower_s:.1%}); medians of {rounds} after a warm-up")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_arguments(doc: str, budgets: str, batch: str) -> argparse.ArgumentParser:
+    """The options hf_bench and vllm_bench share (their defaults differ in budgets and batches)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=pathlib.Path)
-    parser.add_argument("--budgets", default="1.0,0.4,0.2,0.1")
-    parser.add_argument("--batch", default="1,4")
+    parser.add_argument("--budgets", default=budgets)
+    parser.add_argument("--batch", default=batch)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, help="torch threads for both hosts (default: torch's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES))
     parser.add_argument("--hired-bench", type=pathlib.Path, default=ROOT / "build" / "benchmarks" / "hired_bench")
+    return parser
+
+
+def main() -> None:
+    parser = bench_arguments(__doc__, budgets="1.0,0.4,0.2,0.1", batch="1,4")
+    parser.add_argument("--threads", type=int, help="torch threads for both hosts (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -30,7 +30,6 @@ GPU use vLLM's CUDA wheel), for hired_bench's rows.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
@@ -48,8 +47,8 @@ import hired  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from hf_bench import (  # noqa: E402
-    HEADER, IMAGE, NEW_TOKENS, ROOT, TIMING, hired_bench_round, interleaved, mini_checkpoint, prompt_ids,
-    runtime_rows, table_row,
+    HEADER, IMAGE, NEW_TOKENS, ROOT, TIMING, bench_arguments, hired_bench_round, interleaved, mini_checkpoint,
+    prompt_ids, runtime_rows, table_row,
 )
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -108,15 +107,7 @@ def worker_threads(llm) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=pathlib.Path)
-    parser.add_argument("--budgets", default="0.4,0.2,0.1")
-    parser.add_argument("--batch", default="1,8")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--dtype", default="fp32", choices=list(DTYPES))
-    parser.add_argument("--hired-bench", type=pathlib.Path, default=ROOT / "build" / "benchmarks" / "hired_bench")
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, budgets="0.4,0.2,0.1", batch="1,8").parse_args()
 
     checkpoint = args.checkpoint or mini_checkpoint(ROOT / "build" / "vllm_bench_mini")
     image_token = json.loads((checkpoint / "config.json").read_text())["image_token_index"]
