@@ -71,6 +71,18 @@ if [[ ! -d .venv/cuda12/nvidia_cuda_nvcc_cu12-$CUDA12_NVCC_VERSION.dist-info ||
       "nvidia-cuda-runtime-cu12==$CUDA12_RUNTIME_VERSION" ||
     echo "setup: WARNING: could not install the CUDA 12 wheels: no sm_61 build" >&2
 fi
+# The fuzz targets (fuzz/, CTest label fuzz) link clang-16's libFuzzer and sanitizer runtimes,
+# which Debian ships apart from the compiler. Without them configuring says so and skips the
+# targets; nothing fails.
+FUZZ_RUNTIME=libclang-rt-16-dev
+if ! dpkg-query -W -f='${Status}' "$FUZZ_RUNTIME" 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing $FUZZ_RUNTIME (libFuzzer for the fuzz targets)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "$FUZZ_RUNTIME" >/dev/null; } ||
+    echo "setup: WARNING: could not install $FUZZ_RUNTIME: no fuzz targets" >&2
+fi
 # The Python package's build and tests (CTest label python): scikit-build-core builds hired's op
 # library against .venv's torch (pip install --no-build-isolation); transformers is what the
 # drop-in patches and the tests compare with.
