@@ -35,9 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t*, std::size_t) { return
   if(_status EQUAL 0)
     set(${out_reason} "" PARENT_SCOPE)
   else()
-    string(REGEX REPLACE "\n.*" "" _error "${_error}")
+    string(REGEX REPLACE "\n.*" "" _error "${_error}")  # the first line says enough
     set(${out_reason} "${HIRED_FUZZ_CLANG} cannot link -fsanitize=fuzzer (libclang-rt-16-dev \
-missing?): ${_error}" PARENT_SCOPE)
+missing?) ${_error}" PARENT_SCOPE)
   endif()
 endfunction()
 
