@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -307,6 +308,19 @@ TEST(SafeTensorsErrors, OverlappingTensorsAreRefusedByName) {
                   R"("big":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
                   R"("y":{"dtype":"U8","shape":[1],"data_offsets":[8,9]}})",
                   9, {"'big' (data offsets [0, 8))", "'z' (data offsets [5, 6)) overlap"});
+}
+
+TEST(SafeTensorsErrors, MappedFilesAreRefusedAlike) {
+  // map_file (the runtime's checkpoint loader) parses what from_bytes parses.
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "hired_safetensors_overlap.safetensors").string();
+  const Bytes bytes = with_header(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                  R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+                                  4);
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  expect_error([&] { SafeTensors::map_file(path); }, {path, "'a'", "'b'", "overlap"});
+  std::filesystem::remove(path);
 }
 
 TEST(SafeTensorsErrors, HeaderNestedTooDeep) {
