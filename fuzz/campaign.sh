@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The long fuzzing campaign: each target of fuzz/ in turn, niced, for RUNS executions (default
-# 1,000,000) from a copy of its seed corpus, with the same limits as the fuzz.* tests. Prints
+# 1,000,000; libFuzzer's -seed SEED, default 1) from a copy of its seed corpus, with the same
+# limits as the fuzz.* tests. Prints
 # one summary line per target; libFuzzer's log, the corpus it grew and any crashing input stay
 # in OUT.
 #   fuzz/campaign.sh [BUILD_DIR (build)] [OUT (BUILD_DIR/fuzz/campaign)] [TARGET ...]
@@ -23,7 +24,7 @@ for target in "${targets[@]}"; do
   work="$out/$target"
   rm -rf "$work" && mkdir -p "$work/corpus" "$work/artifacts"
   cp fuzz/corpus/"$target"/* "$work/corpus/"
-  args=(-runs="$runs" -seed=1 -max_len="${max_len[$target]}" -timeout=30 -rss_limit_mb=2048
+  args=(-runs="$runs" -seed="${SEED:-1}" -max_len="${max_len[$target]}" -timeout=30 -rss_limit_mb=2048
         -malloc_limit_mb=512 -artifact_prefix="$work/artifacts/" -print_final_stats=1)
   [[ -n "${dict[$target]:-}" ]] && args+=(-dict=fuzz/"${dict[$target]}".dict)
   start=$(date +%s)
