@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The long fuzzing campaign: each target of fuzz/ in turn, niced, for RUNS executions (default
 # 1,000,000; libFuzzer's -seed SEED, default 1) from a copy of its seed corpus, with the same
-# limits as the fuzz.* tests. Prints
-# one summary line per target; libFuzzer's log, the corpus it grew and any crashing input stay
-# in OUT.
+# limits as the fuzz.* tests. Prints one summary line per target; libFuzzer's log, the corpus it
+# grew and any crashing input stay in OUT.
 #   fuzz/campaign.sh [BUILD_DIR (build)] [OUT (BUILD_DIR/fuzz/campaign)] [TARGET ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
