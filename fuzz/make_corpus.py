@@ -79,18 +79,10 @@ def safetensors_seeds():
 # --- JSON documents --------------------------------------------------------------------------
 
 def json_seeds():
-    for name in ("vicuna_tiny", "mistral_tiny"):
-        write("config_json", name, (FIXTURES / name / "config.json").read_bytes())
+    # Every checkpoint shape the fixtures hold: LLaVA-1.5, Vicuna, Mistral, Yi, Qwen2.
+    for config in sorted(FIXTURES.glob("*/config.json")):
+        write("config_json", config.parent.name, config.read_bytes())
     write("config_json", "empty", "{}")
-    write("config_json", "mini", json.dumps({
-        "model_type": "llava_next", "image_token_index": 32000, "vision_feature_layer": -2,
-        "vision_feature_select_strategy": "default", "tie_word_embeddings": False,
-        "image_grid_pinpoints": [[336, 672], [672, 336]],
-        "vision_config": {"hidden_size": 128, "num_attention_heads": 4, "num_hidden_layers": 4,
-                          "image_size": 336, "patch_size": 14},
-        "text_config": {"model_type": "llama", "vocab_size": 32064, "hidden_size": 256,
-                        "num_attention_heads": 4, "num_hidden_layers": 4, "head_dim": 64,
-                        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}}))
     write("weight_index", "mistral_tiny",
           (FIXTURES / "mistral_tiny" / "model.safetensors.index.json").read_bytes())
     write("weight_index", "two_shards", json.dumps({

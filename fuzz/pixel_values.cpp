@@ -1,6 +1,7 @@
 // Fuzz target: hired_generate's --pixel-values files, read as the runtime reads them
-// (SafeTensors, then read_pixel_values against the model's tiling). The tiling is LLaVA-v1.6's
-// grid pinpoints and tile divided by 24 (14-pixel tiles), so that valid seeds stay small.
+// (SafeTensors, then read_pixel_values against the model's tiling: LLaVA-Next's grid pinpoints,
+// and none for LLaVA-1.5). The tiling is LLaVA-v1.6's pinpoints and tile divided by 24
+// (14-pixel tiles), so that valid seeds stay small.
 #include "support.hpp"
 
 #include "hired/geometry.hpp"
@@ -17,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   hired_fuzz::reject_bad_input([&] {
     const hired::io::SafeTensors file =
         hired::io::SafeTensors::from_bytes({data, data + size}, "pixel_values.safetensors");
-    (void)hired::io::read_pixel_values(file, kPinpoints, kTile);
+    hired_fuzz::reject_bad_input([&] { (void)hired::io::read_pixel_values(file, kPinpoints, kTile); });
+    hired_fuzz::reject_bad_input([&] { (void)hired::io::read_pixel_values(file, {}, kTile); });
   });
   return 0;
 }

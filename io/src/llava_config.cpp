@@ -201,6 +201,9 @@ void read_rope(Fields& f, TextConfig& t) {
 
 // --- text_config -----------------------------------------------------------------------------
 
+/// Far more decoder layers than any model has (the largest have about 130).
+constexpr std::int64_t kMaxTextLayers = 4096;
+
 /// Qwen2Config: the window applies when use_sliding_window is true, to the layers layer_types
 /// names "sliding_attention" (by default the layers from max_window_layers on).
 void read_qwen2_window(Fields& f, TextConfig& t) {
@@ -264,6 +267,11 @@ TextConfig read_text(const json* object, std::string_view origin, bool& tie) {
   f.integer("hidden_size", t.hidden_size);
   f.integer("intermediate_size", t.intermediate_size);
   f.integer("num_hidden_layers", t.num_hidden_layers);
+  // The per-layer settings below are sized by it before validate() runs: a few bytes of config
+  // must not ask for terabytes (found by fuzzing).
+  check(t.num_hidden_layers <= kMaxTextLayers,
+        "{}: text_config.num_hidden_layers {} is more than {} (no model has that many layers)",
+        origin, t.num_hidden_layers, kMaxTextLayers);
   f.integer("num_attention_heads", t.num_attention_heads);
   f.nullable_integer("num_key_value_heads", kv_heads);
   t.num_key_value_heads = kv_heads.value_or(t.num_attention_heads);  // None: one per query head

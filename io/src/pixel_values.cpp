@@ -27,7 +27,7 @@ PixelBatch read_pixel_values(const SafeTensors& file, std::span<const Size2> pin
   for (std::size_t i = 0; i < hw.size(); i += 2) {
     const Size2 size{hw[i], hw[i + 1]};
     try {
-      detail::check_size(size, "image_size");
+      hired::detail::check_size(size, "image_size");
       batch.partitions.push_back(
           pinpoints.empty() ? 1 : 1 + anyres_grid_shape(size, pinpoints, tile_px).tiles());
     } catch (const Error& e) {

@@ -450,6 +450,21 @@ TEST(LlavaConfig, PixelSizesAreAtMost2To24) {
   EXPECT_EQ(read(j).vision.num_patches(), 1);
 }
 
+TEST(LlavaConfig, LayerCountsAreBoundedBeforeAnythingIsSizedByThem) {
+  // Mistral's window flags and Qwen2's layer types are one entry per layer: 10^15 layers asked
+  // for 125 TB from a 1 KB config.
+  for (const char* model_type : {"mistral", "qwen2"}) {
+    json j = small();
+    j["text_config"]["model_type"] = model_type;
+    j["text_config"]["num_key_value_heads"] = j["text_config"]["num_attention_heads"];  // Mistral's default is 8
+    j["text_config"]["num_hidden_layers"] = std::int64_t{1'000'000'000'000'000};
+    if (std::string(model_type) == "qwen2") j["text_config"]["use_sliding_window"] = true;
+    expect_error([&] { read(j); }, {"text_config.num_hidden_layers 1000000000000000 is more than 4096"});
+    j["text_config"]["num_hidden_layers"] = 4096;
+    EXPECT_EQ(read(j).text.num_hidden_layers, 4096);
+  }
+}
+
 TEST(LlavaConfig, ShapesTransformersCannotLoadAreRefused) {
   json j = small();
   j["text_config"]["hidden_size"] = 18;  // LlamaConfig: hidden_size % num_attention_heads
