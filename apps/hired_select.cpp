@@ -1,13 +1,13 @@
 // hired_select: runs HiRED's selection on CLS-attention rows stored in a safetensors file and
 // prints the per-partition budgets and kept token indices as one JSON document.
-// Torch-free: it links only hired::core.
+// Torch-free: it links hired::io (the input file) and hired::core (the selection).
 #include "cli_args.hpp"
 #include "hired/error.hpp"
 #include "hired/io/canvas.hpp"
 #include "hired/io/image.hpp"
 #include "hired/io/overlay.hpp"
 #include "hired/io/safetensors.hpp"
-#include "hired/scores.hpp"
+#include "hired/io/selection_input.hpp"
 #include "hired/selection.hpp"
 
 #include <fmt/core.h>
@@ -76,54 +76,11 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::vector<std::int64_t> ints(const hired::io::SafeTensors& file, const std::string& name) {
-  return file.at(name).to_int64();
-}
-
 hired::Selection run(const Options& o) {
-  const hired::io::SafeTensors file = hired::io::SafeTensors::load(o.input);
-  const hired::io::TensorView& init = file.at("init_cls_attn");
-  const hired::io::TensorView& final_ = file.at("final_cls_attn");
-  hired::check(init.shape().size() == 3, "init_cls_attn: rank {} must be 3 ([sum P, H, N + 1])",
-               init.shape().size());
-  hired::check(final_.shape() == init.shape(), "final_cls_attn: shape differs from init_cls_attn's");
-
-  const std::vector<std::int64_t> partitions = ints(file, "num_partitions");
-  const hired::io::TensorView& np = file.at("num_partitions");
-  hired::check(np.shape().size() == 1, "num_partitions: rank {} must be 1 ([B])", np.shape().size());
-  std::vector<std::int64_t> grids, sizes;
-  std::vector<hired::Size2> pinpoints;
-  auto pairs = [&](const char* name) {
-    const hired::io::TensorView& t = file.at(name);
-    hired::check(t.shape().size() == 2 && t.shape()[1] == 2, "{}: shape must be [*, 2]", name);
-    return t.to_int64();
-  };
-  if (file.contains("grid_shapes")) grids = pairs("grid_shapes");
-  if (file.contains("image_sizes")) sizes = pairs("image_sizes");
-  if (file.contains("grid_pinpoints")) {
-    const std::vector<std::int64_t> flat = pairs("grid_pinpoints");
-    for (std::size_t i = 0; i + 1 < flat.size(); i += 2) pinpoints.push_back({flat[i], flat[i + 1]});
-  }
-  hired::check(o.config.mode == hired::Mode::reference || !sizes.empty() ||
-                   std::all_of(partitions.begin(), partitions.end(),
-                               [](std::int64_t p) { return p == 1; }),
-               "image_sizes: exact mode needs them (padding, spatial mapping); "
-               "reference mode runs on grid_shapes alone");
-  std::vector<hired::ImageLayout> layouts =
-      hired::describe_images({partitions, grids, sizes, pinpoints, o.tile_px});
-  const std::int64_t rows = hired::total_partitions(layouts);
-  hired::check(init.shape()[0] == rows, "init_cls_attn: {} rows, but num_partitions sums to {}",
-               init.shape()[0], rows);
-  const hired::VisionGrid vision = hired::vision_grid_for(init.shape()[2] - 1, o.tile_px);
-
-  const std::vector<float> init_values = init.to_float(), final_values = final_.to_float();
-  const hired::Selection s = hired::select_tokens(
-      hired::sum_heads(init_values.data(), init.shape()[0], init.shape()[1], init.shape()[2], "init_cls_attn"),
-      hired::sum_heads(final_values.data(), init.shape()[0], init.shape()[1], init.shape()[2],
-                       "final_cls_attn"),
-      std::move(layouts), vision, o.config);
-
-  return s;
+  hired::io::SelectionInput in = hired::io::read_selection_input(
+      hired::io::SafeTensors::load(o.input), o.config.mode, o.tile_px);
+  return hired::select_tokens(in.init_scores, in.final_scores, std::move(in.images), in.vision,
+                              o.config);
 }
 
 nlohmann::json to_json(const hired::Selection& s) {

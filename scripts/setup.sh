@@ -54,14 +54,18 @@ fi
 SM61_CLANG=clang-16
 CUDA12_NVCC_VERSION=12.6.85
 CUDA12_RUNTIME_VERSION=12.6.77
-if ! dpkg-query -W -f='${Status}' "$SM61_CLANG" 2>/dev/null | grep -q "install ok installed"; then
-  echo "setup: installing $SM61_CLANG (sm_61 build of the kernels)"
+# A Debian package only part of the build needs, without recommends, when it is missing; a
+# failure only warns. Arguments: the package, what it is for, what is lost without it.
+install_optional() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return
+  echo "setup: installing $1 ($2)"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   { $SUDO apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-      "$SM61_CLANG" >/dev/null; } ||
-    echo "setup: WARNING: could not install $SM61_CLANG: no sm_61 build (see docs/NOTES.md)" >&2
-fi
+      "$1" >/dev/null; } ||
+    echo "setup: WARNING: could not install $1: $3" >&2
+}
+install_optional "$SM61_CLANG" "sm_61 build of the kernels" "no sm_61 build (see docs/NOTES.md)"
 if [[ ! -d .venv/cuda12/nvidia_cuda_nvcc_cu12-$CUDA12_NVCC_VERSION.dist-info ||
       ! -d .venv/cuda12/nvidia_cuda_runtime_cu12-$CUDA12_RUNTIME_VERSION.dist-info ]]; then
   echo "setup: installing CUDA $CUDA12_NVCC_VERSION ptxas + headers into .venv/cuda12 (sm_61 build)"
@@ -71,6 +75,10 @@ if [[ ! -d .venv/cuda12/nvidia_cuda_nvcc_cu12-$CUDA12_NVCC_VERSION.dist-info ||
       "nvidia-cuda-runtime-cu12==$CUDA12_RUNTIME_VERSION" ||
     echo "setup: WARNING: could not install the CUDA 12 wheels: no sm_61 build" >&2
 fi
+# The fuzz targets (fuzz/, CTest label fuzz) link clang-16's libFuzzer and sanitizer runtimes,
+# which Debian ships apart from the compiler. Without them configuring says so and skips the
+# targets; nothing fails.
+install_optional libclang-rt-16-dev "libFuzzer for the fuzz targets" "no fuzz targets"
 # The Python package's build and tests (CTest label python): scikit-build-core builds hired's op
 # library against .venv's torch (pip install --no-build-isolation); transformers is what the
 # drop-in patches and the tests compare with.

@@ -23,13 +23,25 @@ std::string read_file(const std::filesystem::path& path, std::string_view label)
   return bytes;
 }
 
-nlohmann::json read_json(const std::filesystem::path& path, std::string_view label) {
-  const std::string text = read_file(path, label);
+nlohmann::json parse_json(std::string_view text, std::string_view label) {
+  // The callback sees each array or object as it opens, before anything deeper is built.
+  const auto limit_depth = [label](int depth, nlohmann::json::parse_event_t event,
+                                   const nlohmann::json&) {
+    const bool opens = event == nlohmann::json::parse_event_t::object_start ||
+                       event == nlohmann::json::parse_event_t::array_start;
+    check(!opens || depth < kMaxJsonDepth, "{}: JSON nested deeper than {} levels", label,
+          kMaxJsonDepth);
+    return true;
+  };
   try {
-    return nlohmann::json::parse(text);
+    return nlohmann::json::parse(text.begin(), text.end(), limit_depth);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON: {}", label, e.what());
   }
+}
+
+nlohmann::json read_json(const std::filesystem::path& path, std::string_view label) {
+  return parse_json(read_file(path, label), label);
 }
 
 }  // namespace hired::io

@@ -4,6 +4,7 @@
 
 #include "hired/error.hpp"
 #include "hired/io/file.hpp"
+#include "image_format.hpp"
 
 // Debian's libstb-dev ships the stb implementations compiled in libstb; only declarations here.
 #include <stb/stb_image.h>
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -165,30 +167,47 @@ void put_tile(const RgbImage& src, std::int64_t top, std::int64_t left, std::int
   }
 }
 
+// The size an image file declares (or decoded to), within the limits of decode_image.
+void check_decoded_size(std::int64_t w, std::int64_t h, std::int64_t max_pixels,
+                        std::string_view origin) {
+  check(w > 0 && h > 0, "{}: {} x {} is not a positive size", image_label(origin), h, w);
+  check(w <= kMaxSide && h <= kMaxSide, "{}: {} x {} is larger than {} pixels a side",
+        image_label(origin), h, w, kMaxSide);
+  check(w * h <= max_pixels,
+        "{}: {} x {} is {} pixels, more than the limit of {} (a decompression bomb?)",
+        image_label(origin), h, w, w * h, max_pixels);
+}
+
 }  // namespace
 
-RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view origin) {
+RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view origin,
+                      std::int64_t max_pixels) {
+  check(max_pixels > 0 && max_pixels <= kMaxImagePixels,
+        "decode_image: max_pixels {} is outside [1, {}]", max_pixels, kMaxImagePixels);
   check(!bytes.empty(), "{}: the file is empty", image_label(origin));
   check(bytes.size() <= static_cast<std::size_t>(INT_MAX), "{}: {} bytes is too large to decode",
         image_label(origin), bytes.size());
   const int length = static_cast<int>(bytes.size());
+  // The header alone first: the limits hold before the decoder allocates anything.
+  const detail::ImageFile file = detail::check_image_file(bytes, image_label(origin));
+  if (file.declared)
+    check_decoded_size(file.declared->width, file.declared->height, max_pixels, origin);
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes.data(), length, &w, &h, &channels))
     fail("{}: not a decodable image ({})", image_label(origin), stbi_failure_reason());
-  check(w > 0 && h > 0, "{}: zero dimension ({} x {})", image_label(origin), h, w);
-  check(w <= kMaxSide && h <= kMaxSide, "{}: {} x {} is larger than {} pixels a side",
-        image_label(origin), h, w, kMaxSide);
+  check_decoded_size(w, h, max_pixels, origin);
   if (channels == 1 && stbi_is_16_bit_from_memory(bytes.data(), length)) {
     // 16-bit grey: Pillow opens it as mode I;16 and its RGB conversion saturates at 255 (it
     // does not take the high byte, which is what stb's 8-bit loader would do).
     stbi_us* grey = stbi_load_16_from_memory(bytes.data(), length, &w, &h, &channels, 1);
     if (grey == nullptr)
       fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
+    std::unique_ptr<stbi_us, decltype(&stbi_image_free)> owned(grey, stbi_image_free);
+    check_decoded_size(w, h, max_pixels, origin);
     RgbImage image{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
     for (std::size_t i = 0; i < static_cast<std::size_t>(h) * w; ++i)
       for (std::size_t c = 0; c < 3; ++c)
         image.pixels[i * 3 + c] = static_cast<std::uint8_t>(std::min<unsigned>(grey[i], 255u));
-    stbi_image_free(grey);
     return image;
   }
   // RGBA for every kind of file: transparency (alpha or a tRNS colour key) is then composited
@@ -196,6 +215,8 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
   stbi_uc* rgba = stbi_load_from_memory(bytes.data(), length, &w, &h, &channels, 4);
   if (rgba == nullptr)
     fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
+  std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> owned(rgba, stbi_image_free);
+  check_decoded_size(w, h, max_pixels, origin);
   RgbImage image{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
   const std::size_t n = static_cast<std::size_t>(h) * w;
   for (std::size_t i = 0; i < n; ++i) {
@@ -207,7 +228,6 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
           static_cast<std::uint8_t>((v * a + 255u * (255u - a) + 127u) / 255u);
     }
   }
-  stbi_image_free(rgba);
   return image;
 }
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <functional>
+#include <limits>
 #include <set>
 #include <span>
 
@@ -106,7 +107,11 @@ class Fields {
     }
   }
   std::int64_t as_integer(const json& v, std::string_view key) const {
-    check(v.is_number_integer(), "{}: {} must be an integer, got {}", origin_, name(key), v.dump());
+    // An unsigned beyond int64 would wrap to a negative number.
+    check(v.is_number_integer() &&
+              (!v.is_number_unsigned() ||
+               v.get<std::uint64_t>() <= std::uint64_t(std::numeric_limits<std::int64_t>::max())),
+          "{}: {} must be an integer within int64, got {}", origin_, name(key), v.dump());
     return v.get<std::int64_t>();
   }
 
@@ -196,6 +201,9 @@ void read_rope(Fields& f, TextConfig& t) {
 
 // --- text_config -----------------------------------------------------------------------------
 
+/// Far more decoder layers than any model has (the largest have about 130).
+constexpr std::int64_t kMaxTextLayers = 4096;
+
 /// Qwen2Config: the window applies when use_sliding_window is true, to the layers layer_types
 /// names "sliding_attention" (by default the layers from max_window_layers on).
 void read_qwen2_window(Fields& f, TextConfig& t) {
@@ -259,6 +267,11 @@ TextConfig read_text(const json* object, std::string_view origin, bool& tie) {
   f.integer("hidden_size", t.hidden_size);
   f.integer("intermediate_size", t.intermediate_size);
   f.integer("num_hidden_layers", t.num_hidden_layers);
+  // The per-layer settings below are sized by it before validate() runs: a few bytes of config
+  // must not ask for terabytes (found by fuzzing).
+  check(t.num_hidden_layers <= kMaxTextLayers,
+        "{}: text_config.num_hidden_layers {} is more than {} (no model has that many layers)",
+        origin, t.num_hidden_layers, kMaxTextLayers);
   f.integer("num_attention_heads", t.num_attention_heads);
   f.nullable_integer("num_key_value_heads", kv_heads);
   t.num_key_value_heads = kv_heads.value_or(t.num_attention_heads);  // None: one per query head
@@ -459,9 +472,12 @@ void LlavaNextConfig::validate() const {
   check(v.hidden_size % v.num_attention_heads == 0,
         "config: vision_config.hidden_size {} is not a multiple of num_attention_heads {}",
         v.hidden_size, v.num_attention_heads);
-  check(v.image_size > 0 && v.image_size % v.patch_size == 0,
-        "config: vision_config.image_size {} is not a positive multiple of patch_size {}",
-        v.image_size, v.patch_size);
+  // Pixel sides up to 2^24, as for images (hired/geometry.hpp): the patch grid and the anyres
+  // geometry stay within int64.
+  constexpr std::int64_t max_side = std::int64_t{1} << 24;
+  check(v.image_size > 0 && v.image_size <= max_side && v.image_size % v.patch_size == 0,
+        "config: vision_config.image_size {} is not a positive multiple of patch_size {} up to "
+        "2^24", v.image_size, v.patch_size);
   check(v.hidden_act == "quick_gelu" || v.hidden_act == "gelu",
         "config: vision_config.hidden_act '{}' is not implemented (quick_gelu, gelu)", v.hidden_act);
   check(v.layer_norm_eps > 0, "config: vision_config.layer_norm_eps must be positive, got {}",
@@ -522,9 +538,10 @@ void LlavaNextConfig::validate() const {
   if (architecture == Architecture::llava_next) {
     check(!image_grid_pinpoints.empty(), "config: image_grid_pinpoints is empty");
     for (const Size2& p : image_grid_pinpoints)
-      check(p.height > 0 && p.width > 0 && p.height % v.image_size == 0 && p.width % v.image_size == 0,
-            "config: image_grid_pinpoints entry [{}, {}] is not a positive multiple of {}",
-            p.height, p.width, v.image_size);
+      check(p.height > 0 && p.width > 0 && p.height <= max_side && p.width <= max_side &&
+                p.height % v.image_size == 0 && p.width % v.image_size == 0,
+            "config: image_grid_pinpoints entry [{}, {}] is not a positive multiple of {} up to "
+            "2^24", p.height, p.width, v.image_size);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include "hired/error.hpp"
 #include "hired/io/image.hpp"
+#include "hired/io/pixel_values.hpp"
 #include "hired/io/safetensors.hpp"
 #include "hired/llava/stopwatch.hpp"
 
@@ -17,7 +18,6 @@ namespace hired::llava {
 namespace {
 
 using io::SafeTensors;
-using io::TensorView;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -58,52 +58,36 @@ void check_every_tensor_accounted_for(const Weights& weights, const LlavaNextCon
        unused.size() > shown ? fmt::format(", ... ({} more)", unused.size() - shown) : "");
 }
 
-/// Partitions of an image of `size`: 1 + its anyres tiles, or 1 for LLaVA-1.5.
-std::int64_t partitions_of(Size2 size, const LlavaNextConfig& config) {
-  if (config.architecture == io::Architecture::llava) return 1;
-  return 1 + anyres_grid_shape(size, config.image_grid_pinpoints, config.vision.image_size).tiles();
-}
-
-}  // namespace
-
-ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNextConfig& config) {
-  const SafeTensors file = SafeTensors::load(path.string());
-  const TensorView& pv = file.at("pixel_values");
-  const std::int64_t side = config.vision.image_size;
-  check(pv.shape().size() == 4 && pv.shape()[1] == 3 && pv.shape()[2] == side && pv.shape()[3] == side,
-        "{}: pixel_values must be [sum P, 3, {}, {}]", path.string(), side, side);
-  const TensorView& sizes = file.at("image_sizes");
-  check(sizes.shape().size() == 2 && sizes.shape()[1] == 2 && sizes.shape()[0] > 0,
-        "{}: image_sizes must be [B, 2] (height, width)", path.string());
-  const std::vector<float> values = pv.to_float();
-  const std::vector<std::int64_t> hw = sizes.to_int64();
-  std::vector<std::int64_t> partitions;
-  for (std::size_t i = 0; i < hw.size(); i += 2) {
-    check(hw[i] > 0 && hw[i + 1] > 0, "{}: image_sizes row {} ({}, {}) must be positive",
-          path.string(), i / 2, hw[i], hw[i + 1]);
-    partitions.push_back(partitions_of({hw[i], hw[i + 1]}, config));
-  }
-  ImageInputs in;
-  in.pixel_values = at::tensor(at::ArrayRef<float>(values)).reshape(pv.shape());
-  in.image_sizes = at::tensor(at::ArrayRef<std::int64_t>(hw)).reshape({sizes.shape()[0], 2});
-  in.num_partitions = at::tensor(at::ArrayRef<std::int64_t>(partitions));
-  return in;
-}
-
-ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config) {
-  check(!paths.empty(), "images: none given");
-  const io::PixelBatch batch =
-      config.architecture == io::Architecture::llava
-          ? io::preprocess_images_clip(paths, config.vision.image_size)
-          : io::preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size);
+/// The model's image inputs from preprocessed images (files or a --pixel-values file).
+ImageInputs image_inputs(const io::PixelBatch& batch) {
   std::vector<std::int64_t> sizes;
   for (const Size2& s : batch.image_sizes) sizes.insert(sizes.end(), {s.height, s.width});
-  const std::int64_t images = static_cast<std::int64_t>(paths.size()), side = batch.tile_px;
+  const auto images = static_cast<std::int64_t>(batch.image_sizes.size());
+  const std::int64_t side = batch.tile_px;
   ImageInputs in;
   in.pixel_values = at::tensor(at::ArrayRef<float>(batch.pixel_values)).reshape({-1, 3, side, side});
   in.image_sizes = at::tensor(at::ArrayRef<std::int64_t>(sizes)).reshape({images, 2});
   in.num_partitions = at::tensor(at::ArrayRef<std::int64_t>(batch.partitions));
   return in;
+}
+
+}  // namespace
+
+ImageInputs read_pixel_values(const std::filesystem::path& path, const LlavaNextConfig& config) {
+  // LLaVA-1.5 has one partition per image: no pinpoints.
+  const std::span<const Size2> pinpoints = config.architecture == io::Architecture::llava
+                                               ? std::span<const Size2>()
+                                               : std::span<const Size2>(config.image_grid_pinpoints);
+  return image_inputs(io::read_pixel_values(SafeTensors::load(path.string()), pinpoints,
+                                            config.vision.image_size));
+}
+
+ImageInputs read_images(std::span<const std::filesystem::path> paths, const LlavaNextConfig& config) {
+  check(!paths.empty(), "images: none given");
+  return image_inputs(
+      config.architecture == io::Architecture::llava
+          ? io::preprocess_images_clip(paths, config.vision.image_size)
+          : io::preprocess_images(paths, config.image_grid_pinpoints, config.vision.image_size));
 }
 
 io::AnyresTiles image_partitions(const std::filesystem::path& path, const LlavaNextConfig& config) {

@@ -3,14 +3,12 @@
 #include "hired/llava/weights.hpp"
 
 #include "hired/error.hpp"
-#include "hired/io/file.hpp"
 #include "hired/io/safetensors.hpp"
+#include "hired/io/weight_index.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
-
-#include <nlohmann/json.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -184,25 +182,11 @@ Weights Weights::open(const fs::path& dir, WeightOptions options) {
         kIndexFile);
 
   const std::string index_name = index_path.string();
-  const nlohmann::json index = io::read_json(index_path, index_name);
-  check(index.is_object(), "{}: not a JSON object", index_name);
-  const auto map_it = index.find("weight_map");
-  check(map_it != index.end() && map_it->is_object(), "{}: no 'weight_map' object", index_name);
-
   std::map<std::string, std::size_t> shard_of_file;
-  for (const auto& [tensor, file_json] : map_it->items()) {
-    check(file_json.is_string(), "{}: weight_map['{}'] is not a file name: {}", index_name, tensor,
-          file_json.dump());
-    const auto file = file_json.get<std::string>();
-    // Shards sit next to the index; a path elsewhere is a corrupt (or hostile) index.
-    const fs::path relative(file);
-    check(!file.empty() && relative.is_relative() && relative.filename() == relative &&
-              file != "." && file != "..",
-          "{}: weight_map['{}'] = '{}' is not a file name in the checkpoint directory", index_name,
-          tensor, file);
+  for (const auto& [tensor, file] : io::read_weight_index(index_path)) {
     auto [it, inserted] = shard_of_file.emplace(file, impl->shards.size());
     if (inserted) {
-      const fs::path shard_path = dir / relative;
+      const fs::path shard_path = dir / file;
       check<IoError>(fs::exists(shard_path, error), "{}: shard '{}' (listed for tensor '{}') not found: {}",
             index_name, file, tensor, shard_path.string());
       impl->shards.push_back(SafeTensors::map_file(shard_path.string()));
@@ -212,7 +196,6 @@ Weights Weights::open(const fs::path& dir, WeightOptions options) {
           shard.source(), tensor, index_name);
     impl->add(it->second, tensor);
   }
-  check(!impl->entries.empty(), "{}: weight_map lists no tensors", index_name);
   return Weights(std::move(impl));
 }
 

@@ -343,6 +343,16 @@ TEST(SelectTokens, RejectsBadInputs) {
   expect_error([&] { hired::select_tokens(good, good, one, VisionGrid{}, bad); }, "alpha");
   bad = config_of(hired::Mode::reference, hired::Budget::tokens(10), 0.5);
   expect_error([&] { hired::select_tokens(good, good, one, VisionGrid{}, bad); }, "budget_tokens");
+  // A grid whose indices would not fit int32, or with no tokens.
+  expect_error([&] { hired::select_tokens(good, good, one, VisionGrid{336, 46341}, config); },
+               {"vision: side 46341 must be in [1, 46340]"});
+  expect_error([&] { hired::select_tokens(good, good, one, VisionGrid{336, 0}, config); }, "vision: side 0");
+  // P * N beyond int64 is compared by division: no overflow, a mismatch.
+  const std::int64_t side = std::int64_t{1} << 31;
+  expect_error([&] {
+    hired::select_tokens(good, good, {ImageLayout{side * side + 1, {side, side}, std::nullopt}},
+                         VisionGrid{336, 24}, config_of(hired::Mode::reference, hired::Budget::rate(0.5), 0.5));
+  }, {"init scores", "expected sum P * N = 4611686018427387905 * 576"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +439,22 @@ TEST(DescribeImages, RejectsInconsistentBatches) {
   expect_error([] { hired::describe_images(Batch{{5}, {}, {600, 600}, v16, 0}.view()); }, "tile_px");
 }
 
+TEST(DescribeImages, GridsAndSumsBeyondInt64AreRejectedNotOverflowed) {
+  // rows * cols of 2^32 x 2^32 (and of 2^62 x 4) is not an int64: compared by division.
+  const std::int64_t big = std::int64_t{1} << 32;
+  expect_error([&] { hired::describe_images(Batch{{5}, {big, big}, {}, {}}.view()); },
+               {"num_partitions[0]: 5 partitions", "4294967296x4294967296 tile grid"});
+  expect_error([] { hired::describe_images(Batch{{5}, {std::int64_t{1} << 62, 4}, {}, {}}.view()); },
+               "num_partitions[0]");
+  // 2^31 x 2^31 tiles is an int64 (2^62 + 1 partitions); the sum of two such images is not.
+  const std::int64_t side = std::int64_t{1} << 31, p = side * side + 1;
+  const std::vector<ImageLayout> one = hired::describe_images(Batch{{p}, {side, side}, {}, {}}.view());
+  EXPECT_EQ(hired::total_partitions(one), p);
+  const std::vector<ImageLayout> two =
+      hired::describe_images(Batch{{p, p}, {side, side, side, side}, {}, {}}.view());
+  expect_error([&] { hired::total_partitions(two); }, {"num_partitions", "add up beyond int64"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // vision_grid_for
 // ---------------------------------------------------------------------------------------------
@@ -445,6 +471,16 @@ TEST(VisionGridFor, SquareTokenCountsOnly) {
   expect_error([] { hired::vision_grid_for(0, 336); }, "attention");
   expect_error([] { hired::vision_grid_for(-4, 336); }, "attention");
   expect_error([] { hired::vision_grid_for(576, 0); }, "tile_px");
+}
+
+TEST(VisionGridFor, KeptIndicesStayInt32) {
+  // 46340^2 < 2^31 <= 46341^2: a larger grid's indices would not fit Selection::kept.
+  EXPECT_EQ(hired::vision_grid_for(46340 * 46340, 336).side, 46340);
+  expect_error([] { hired::vision_grid_for(std::int64_t{46341} * 46341, 336); },
+               {"attention", "N = 2147488281 patch tokens", "more than 46340^2"});
+  // Near int64's end a square root would round up and side * side overflow.
+  expect_error([] { hired::vision_grid_for(std::numeric_limits<std::int64_t>::max(), 336); },
+               "more than 46340^2");
 }
 
 // ---------------------------------------------------------------------------------------------

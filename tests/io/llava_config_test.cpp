@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -417,6 +419,50 @@ TEST(LlavaConfig, WrongTypesAreNamed) {
   expect_error([&] { read(with("", "text_config", json::array())); }, {"text_config", "not a JSON object"});
   expect_error([&] { read(with("", "image_grid_pinpoints", json::array({json::array({28})}))); },
                {"image_grid_pinpoints", "[28]"});
+}
+
+TEST(LlavaConfig, IntegersMustFitInt64) {
+  // A float here was once cast to int64 (undefined for 1.75e41, found by fuzzing); an unsigned
+  // beyond int64 would wrap to a negative number.
+  json j = small();
+  j["text_config"]["vocab_size"] = 1.75e41;
+  expect_error([&] { read(j); }, {"text_config.vocab_size must be an integer within int64", "1.75e+41"});
+  j = small();
+  j["image_token_index"] = std::numeric_limits<std::uint64_t>::max();
+  expect_error([&] { read(j); }, {"image_token_index must be an integer within int64",
+                                  "18446744073709551615"});
+}
+
+TEST(LlavaConfig, PixelSizesAreAtMost2To24) {
+  // 2^62-pixel tiles of 1-pixel patches: a patch grid of 2^124 tokens overflowed num_patches.
+  json j = small();
+  j["vision_config"]["image_size"] = std::int64_t{1} << 62;
+  j["vision_config"]["patch_size"] = 1;
+  j["image_grid_pinpoints"] = {{std::int64_t{1} << 62, std::int64_t{1} << 62}};
+  expect_error([&] { read(j); }, {"vision_config.image_size 4611686018427387904", "up to 2^24"});
+  j = small();
+  j["image_grid_pinpoints"] = {{28, 28 << 20}};  // a multiple of 28, past 2^24
+  expect_error([&] { read(j); }, {"image_grid_pinpoints entry [28, 29360128]", "up to 2^24"});
+  j = small();
+  j["vision_config"]["image_size"] = 1 << 24;
+  j["vision_config"]["patch_size"] = 1 << 24;
+  j["image_grid_pinpoints"] = {{1 << 24, 1 << 24}};
+  EXPECT_EQ(read(j).vision.num_patches(), 1);
+}
+
+TEST(LlavaConfig, LayerCountsAreBoundedBeforeAnythingIsSizedByThem) {
+  // Mistral's window flags and Qwen2's layer types are one entry per layer: 10^15 layers asked
+  // for 125 TB from a 1 KB config.
+  for (const char* model_type : {"mistral", "qwen2"}) {
+    json j = small();
+    j["text_config"]["model_type"] = model_type;
+    j["text_config"]["num_key_value_heads"] = j["text_config"]["num_attention_heads"];  // Mistral's default is 8
+    j["text_config"]["num_hidden_layers"] = std::int64_t{1'000'000'000'000'000};
+    if (std::string(model_type) == "qwen2") j["text_config"]["use_sliding_window"] = true;
+    expect_error([&] { read(j); }, {"text_config.num_hidden_layers 1000000000000000 is more than 4096"});
+    j["text_config"]["num_hidden_layers"] = 4096;
+    EXPECT_EQ(read(j).text.num_hidden_layers, 4096);
+  }
 }
 
 TEST(LlavaConfig, ShapesTransformersCannotLoadAreRefused) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -158,12 +159,15 @@ TEST(SafeTensors, UnalignedDataIsReadCorrectly) {
             (std::vector<float>{1.25f, -7.0f}));
 }
 
-TEST(SafeTensors, OverlappingTensorsAreTolerated) {
+TEST(SafeTensors, AdjacentAndEmptyTensorsDoNotOverlap) {
+  // b starts where a ends; the empty tensors occupy no bytes wherever they point.
   const std::string json =
-      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})";
+      R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+      R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},)"
+      R"("e":{"dtype":"F32","shape":[0],"data_offsets":[1,1]},)"
+      R"("f":{"dtype":"F32","shape":[0,3],"data_offsets":[1,1]}})";
   const SafeTensors file = SafeTensors::from_bytes(with_header(json, 4), "x");
-  EXPECT_EQ(file.at("b").to_int64().size(), 2u);
+  EXPECT_EQ(file.size(), 4u);
 }
 
 TEST(SafeTensorsErrors, MissingTensorListsThePresentOnes) {
@@ -288,6 +292,46 @@ TEST(SafeTensorsErrors, OffsetsPastData) {
   expect_rejected(R"({"init_cls_attn":{"dtype":"U8","shape":[1],)"
                   R"("data_offsets":[18446744073709551615,18446744073709551615]}})",
                   16, {"'init_cls_attn'", "outside"});
+}
+
+TEST(SafeTensorsErrors, OverlappingTensorsAreRefusedByName) {
+  // b's bytes [2, 4) are the last two of a's [0, 4).
+  expect_rejected(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                  R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+                  4, {"x.safetensors", "tensors 'a' (data offsets [0, 4))",
+                      "'b' (data offsets [2, 4)) overlap"});
+  // The same range twice, and one tensor inside another listed before it.
+  expect_rejected(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+                  R"("v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                  8, {"'v'", "'w'", "overlap"});
+  expect_rejected(R"({"z":{"dtype":"U8","shape":[1],"data_offsets":[5,6]},)"
+                  R"("big":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
+                  R"("y":{"dtype":"U8","shape":[1],"data_offsets":[8,9]}})",
+                  9, {"'big' (data offsets [0, 8))", "'z' (data offsets [5, 6)) overlap"});
+}
+
+TEST(SafeTensorsErrors, MappedFilesAreRefusedAlike) {
+  // map_file (the runtime's checkpoint loader) parses what from_bytes parses.
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "hired_safetensors_overlap.safetensors").string();
+  const Bytes bytes = with_header(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                  R"("b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
+                                  4);
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  expect_error([&] { SafeTensors::map_file(path); }, {path, "'a'", "'b'", "overlap"});
+  std::filesystem::remove(path);
+}
+
+TEST(SafeTensorsErrors, HeaderNestedTooDeep) {
+  // What reads or prints a parsed document recurses once per level: 64 levels at most.
+  const auto nested = [](int depth) {
+    return R"({"__metadata__":)" + std::string(static_cast<std::size_t>(depth - 1), '[') + "0" +
+           std::string(static_cast<std::size_t>(depth - 1), ']') + "}";
+  };
+  expect_rejected(nested(64), 0, {"x.safetensors", "'__metadata__'", "object"});
+  expect_rejected(nested(65), 0, {"x.safetensors: header", "nested deeper than 64 levels"});
+  expect_rejected(nested(100000), 0, {"x.safetensors: header", "nested deeper than 64 levels"});
 }
 
 TEST(SafeTensorsErrors, ShapeBytesMismatch) {

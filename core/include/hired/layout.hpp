@@ -6,6 +6,7 @@
 #include "hired/geometry.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -29,9 +30,11 @@ inline void check_layout(const ImageLayout& image, std::int64_t index) {
   check(image.partitions > 1 || (image.grid.rows == 0 && image.grid.cols == 0),
         "grid_shapes[{}]: ({}, {}) must be (0, 0) for an image with one partition", index,
         image.grid.rows, image.grid.cols);
-  check(image.grid.tiles() == image.partitions - 1,
-        "num_partitions[{}]: {} partitions, but a {}x{} tile grid gives {}", index,
-        image.partitions, image.grid.rows, image.grid.cols, image.grid.tiles() + 1);
+  // rows * cols == P - 1, compared without forming a product beyond int64.
+  const std::int64_t tiles = image.partitions - 1, rows = image.grid.rows, cols = image.grid.cols;
+  check(rows == 0 || cols == 0 ? tiles == 0 : cols <= tiles / rows && rows * cols == tiles,
+        "num_partitions[{}]: {} partitions, but a {}x{} tile grid gives 1 + {} * {}", index,
+        image.partitions, rows, cols, rows, cols);
   if (image.image_size) detail::check_size(*image.image_size, "image_sizes");
 }
 
@@ -96,7 +99,12 @@ inline std::vector<ImageLayout> describe_images(const BatchDescription& d) {
 /// row offsets[b].
 inline std::vector<std::int64_t> partition_offsets(std::span<const ImageLayout> images) {
   std::vector<std::int64_t> offsets{0};
-  for (const ImageLayout& image : images) offsets.push_back(offsets.back() + image.partitions);
+  for (const ImageLayout& image : images) {
+    check(image.partitions >= 0 &&
+              image.partitions < std::numeric_limits<std::int64_t>::max() - offsets.back(),
+          "num_partitions: the batch's partitions add up beyond int64");
+    offsets.push_back(offsets.back() + image.partitions);
+  }
   return offsets;
 }
 

@@ -18,6 +18,10 @@
 
 namespace hired {
 
+/// The largest side of a partition's token grid: N = side^2 patch indices fit in int32, the
+/// type of Selection::kept.
+inline constexpr std::int64_t kMaxVisionSide = 46340;
+
 /// Kept tokens of a batch. Partition p of image b is row partition_offsets[b] + i; its kept
 /// patch indices (0..N-1, ascending) are kept[kept_offsets[p] .. kept_offsets[p + 1]).
 struct Selection {
@@ -63,15 +67,18 @@ inline Selection select_tokens(std::span<const float> init_scores,
                                const DropConfig& config) {
   config.validate();
   check(!images.empty(), "images: empty batch");
+  check(vision.side > 0 && vision.side <= kMaxVisionSide && vision.tile_px > 0,
+        "vision: side {} must be in [1, {}] and tile_px {} positive", vision.side,
+        kMaxVisionSide, vision.tile_px);
   const std::int64_t tokens = vision.tokens();
-  check(vision.side > 0 && vision.tile_px > 0, "vision: side {} and tile_px {} must be positive",
-        vision.side, vision.tile_px);
   for (std::size_t b = 0; b < images.size(); ++b)
     check_layout(images[b], static_cast<std::int64_t>(b));
   const std::int64_t partitions = total_partitions(images);
   for (const auto& [scores, what] : {std::pair{init_scores, "init scores"},
                                      std::pair{final_scores, "final scores"}}) {
-    check(static_cast<std::int64_t>(scores.size()) == partitions * tokens,
+    // Divided rather than multiplied: P comes from the caller and P * N may overflow.
+    check(scores.size() % static_cast<std::size_t>(tokens) == 0 &&
+              static_cast<std::int64_t>(scores.size()) / tokens == partitions,
           "{}: {} values, expected sum P * N = {} * {}", what, scores.size(), partitions, tokens);
     for (std::size_t i = 0; i < scores.size(); ++i)
       check(std::isfinite(scores[i]) && scores[i] >= 0.0f,
@@ -238,11 +245,14 @@ inline PackPlan pack_plan(const Selection& selection, NewlinePolicy policy) {
   return plan;
 }
 
-/// The vision grid of N tokens per partition: N must be a perfect square. `what` names the
-/// argument N came from.
+/// The vision grid of N tokens per partition: N must be a perfect square of a side up to
+/// kMaxVisionSide. `what` names the argument N came from.
 inline VisionGrid vision_grid_for(std::int64_t tokens, std::int64_t tile_px,
                                   std::string_view what = "attention") {
   check(tokens > 0, "{}: N = {} patch tokens; need at least one", what, tokens);
+  check(tokens <= kMaxVisionSide * kMaxVisionSide,
+        "{}: N = {} patch tokens is more than {}^2 (kept indices are int32)", what, tokens,
+        kMaxVisionSide);
   auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(tokens))));
   check(side * side == tokens, "{}: N = {} patch tokens is not a perfect square", what, tokens);
   check(tile_px > 0, "tile_px: {} must be positive", tile_px);

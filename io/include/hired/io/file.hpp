@@ -17,8 +17,15 @@ void check_file(const std::filesystem::path& path, std::string_view label);
 /// opened or read.
 std::string read_file(const std::filesystem::path& path, std::string_view label);
 
-/// A JSON document: read_file, then hired::Error "<label>: not valid JSON: ..." when it does
-/// not parse.
+/// Arrays and objects nested deeper than this are refused: hired's files nest a few levels, and
+/// what reads or prints a parsed document recurses once per level.
+inline constexpr int kMaxJsonDepth = 64;
+
+/// A JSON document from text. hired::Error "<label>: not valid JSON: ..." when it does not
+/// parse, "<label>: JSON nested deeper than 64 levels" past kMaxJsonDepth.
+nlohmann::json parse_json(std::string_view text, std::string_view label);
+
+/// read_file, then parse_json.
 nlohmann::json read_json(const std::filesystem::path& path, std::string_view label);
 
 }  // namespace hired::io

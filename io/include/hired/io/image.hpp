@@ -36,16 +36,25 @@ struct RgbImage {
   Size2 size() const { return {height, width}; }
 };
 
-/// Decodes an image file (PNG, JPEG, BMP, GIF (first frame), TGA, PSD, PNM, HDR via stb_image)
-/// to RGB8 the way transformers' `convert_to_rgb` does: grey is replicated, transparency is
+/// The most pixels an image file may have: Pillow's limit (twice its MAX_IMAGE_PIXELS), beyond
+/// which transformers' Image.open refuses a file as a decompression bomb. Decoding one this
+/// large takes about 7 bytes a pixel (1.25 GB).
+inline constexpr std::int64_t kMaxImagePixels = 2 * 89'478'485;
+
+/// Decodes an image file (PNG, JPEG, GIF (first frame) or BMP, via stb_image) to
+/// RGB8 the way transformers' `convert_to_rgb` does: grey is replicated, transparency is
 /// composited onto white; 16-bit colour keeps the high byte and 16-bit grey saturates at 255
-/// (Pillow's conversions of those modes). Throws hired::Error naming the
-/// path for a missing, unreadable or empty file, data that is not a decodable image, and
-/// images with a zero or absurd (> 2^24) side.
+/// (Pillow's conversions of those modes). Throws hired::Error naming the path for a missing,
+/// unreadable or empty file, another format (PNM, PSD, HDR, TGA, WebP, ...: by name where it is
+/// recognised), a file whose structure would mislead the decoder (src/image_format.hpp), data
+/// that does not decode, and images with a zero or absurd (> 2^24) side or more than
+/// kMaxImagePixels pixels; the size is read from the file's header before anything is decoded.
 RgbImage load_image(const std::filesystem::path& path);
 
-/// The same from bytes in memory; `origin` names them in messages.
-RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view origin);
+/// The same from bytes in memory; `origin` names them in messages. `max_pixels` (at most
+/// kMaxImagePixels) lowers the pixel limit, which bounds the memory decoding takes.
+RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view origin,
+                      std::int64_t max_pixels = kMaxImagePixels);
 
 /// Pillow's `Image.resize(size, Image.BICUBIC)` on an RGB8 image, bit for bit with Pillow >= 13
 /// (which runs the vertical pass first when the height shrinks by more than twice as many

@@ -330,13 +330,10 @@ class SafeTensors {
     check(header_length <= file.size() - 8,
           "{}: header length {} runs past the end of the {}-byte file", source_, header_length,
           file.size());
-    const auto* header_begin = reinterpret_cast<const char*>(file.data() + 8);
-    nlohmann::json header;
-    try {
-      header = nlohmann::json::parse(header_begin, header_begin + header_length);
-    } catch (const nlohmann::json::exception& error) {
-      fail("{}: header is not valid JSON: {}", source_, error.what());
-    }
+    const nlohmann::json header = parse_json(
+        std::string_view(reinterpret_cast<const char*>(file.data() + 8),
+                         static_cast<std::size_t>(header_length)),
+        fmt::format("{}: header", source_));
     check(header.is_object(), "{}: header must be a JSON object, got {}", source_,
           detail::json_type_name(header));
 
@@ -348,6 +345,32 @@ class SafeTensors {
       } else {
         parse_tensor(key, entry, data_begin, data_size);
       }
+    }
+    check_no_overlap(data_begin);
+  }
+
+  // Two tensors sharing bytes would alias: writing one would change the other, and no writer
+  // of the format produces it. Empty tensors occupy nothing.
+  void check_no_overlap(std::size_t data_begin) const {
+    struct Range {
+      std::size_t begin, end;
+      const std::string* name;
+    };
+    std::vector<Range> ranges;
+    for (const auto& [name, view] : tensors_) {
+      if (view.bytes_.empty()) continue;
+      const auto begin = static_cast<std::size_t>(
+          reinterpret_cast<const std::uint8_t*>(view.bytes_.data()) - file_.data() - data_begin);
+      ranges.push_back({begin, begin + view.bytes_.size(), &name});
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    for (std::size_t i = 1; i < ranges.size(); ++i) {
+      const Range& a = ranges[i - 1];
+      const Range& b = ranges[i];
+      check(b.begin >= a.end,
+            "{}: tensors '{}' (data offsets [{}, {})) and '{}' (data offsets [{}, {})) overlap",
+            source_, *a.name, a.begin, a.end, *b.name, b.begin, b.end);
     }
   }
 
