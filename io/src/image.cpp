@@ -178,6 +178,23 @@ void check_decoded_size(std::int64_t w, std::int64_t h, std::int64_t max_pixels,
         image_label(origin), h, w, w * h, max_pixels);
 }
 
+// What one stb load returned: owned (freed on every path), its size checked again (the size
+// stb decoded to is the one that counts), and an RGB image of that size to fill.
+template <class Pixel>
+std::unique_ptr<Pixel, decltype(&stbi_image_free)> take_decoded(Pixel* pixels, int w, int h,
+                                                                std::int64_t max_pixels,
+                                                                std::string_view origin) {
+  if (pixels == nullptr)
+    fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
+  std::unique_ptr<Pixel, decltype(&stbi_image_free)> owned(pixels, stbi_image_free);
+  check_decoded_size(w, h, max_pixels, origin);
+  return owned;
+}
+
+RgbImage blank_image(int w, int h) {
+  return RgbImage{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
+}
+
 }  // namespace
 
 RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view origin,
@@ -199,25 +216,20 @@ RgbImage decode_image(std::span<const std::uint8_t> bytes, std::string_view orig
   if (channels == 1 && stbi_is_16_bit_from_memory(bytes.data(), length)) {
     // 16-bit grey: Pillow opens it as mode I;16 and its RGB conversion saturates at 255 (it
     // does not take the high byte, which is what stb's 8-bit loader would do).
-    stbi_us* grey = stbi_load_16_from_memory(bytes.data(), length, &w, &h, &channels, 1);
-    if (grey == nullptr)
-      fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
-    std::unique_ptr<stbi_us, decltype(&stbi_image_free)> owned(grey, stbi_image_free);
-    check_decoded_size(w, h, max_pixels, origin);
-    RgbImage image{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
+    stbi_us* loaded = stbi_load_16_from_memory(bytes.data(), length, &w, &h, &channels, 1);
+    const auto grey = take_decoded(loaded, w, h, max_pixels, origin);
+    RgbImage image = blank_image(w, h);
     for (std::size_t i = 0; i < static_cast<std::size_t>(h) * w; ++i)
       for (std::size_t c = 0; c < 3; ++c)
-        image.pixels[i * 3 + c] = static_cast<std::uint8_t>(std::min<unsigned>(grey[i], 255u));
+        image.pixels[i * 3 + c] = static_cast<std::uint8_t>(std::min<unsigned>(grey.get()[i], 255u));
     return image;
   }
   // RGBA for every kind of file: transparency (alpha or a tRNS colour key) is then composited
   // onto white like transformers' convert_to_rgb; an opaque file gets alpha 255 (a no-op).
-  stbi_uc* rgba = stbi_load_from_memory(bytes.data(), length, &w, &h, &channels, 4);
-  if (rgba == nullptr)
-    fail("{}: cannot decode the image ({})", image_label(origin), stbi_failure_reason());
-  std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> owned(rgba, stbi_image_free);
-  check_decoded_size(w, h, max_pixels, origin);
-  RgbImage image{h, w, std::vector<std::uint8_t>(static_cast<std::size_t>(h) * w * 3)};
+  stbi_uc* loaded = stbi_load_from_memory(bytes.data(), length, &w, &h, &channels, 4);
+  const auto owned = take_decoded(loaded, w, h, max_pixels, origin);
+  const stbi_uc* rgba = owned.get();
+  RgbImage image = blank_image(w, h);
   const std::size_t n = static_cast<std::size_t>(h) * w;
   for (std::size_t i = 0; i < n; ++i) {
     const unsigned a = rgba[i * 4 + 3];

@@ -11,10 +11,8 @@
 
 namespace {
 
+using namespace hired::io;  // the reader under test and its tensor types
 using hired::Size2;
-using hired::io::Dtype;
-using hired::io::SafeTensors;
-using hired::io::TensorData;
 using hired_test::expect_error;
 
 // 14-pixel tiles and LLaVA-v1.6's pinpoints divided by 24: a 30x30 image tiles 2x2 (5
