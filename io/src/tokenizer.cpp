@@ -122,6 +122,31 @@ std::string without_dummy_prefix(std::string_view model, const std::string& orig
   return out;
 }
 
+// sentencepiece builds a trie of the pieces with darts-clone, which throws on an empty piece or
+// one with a NUL byte, and the exception ends the process inside sentencepiece (found by
+// fuzzing). No trained model has such a piece: refuse them before sentencepiece sees the model.
+constexpr std::uint32_t kPieces = 1;      // ModelProto.pieces (repeated message)
+constexpr std::uint32_t kPieceText = 1;   // SentencePiece.piece (string)
+
+void check_pieces(std::string_view model, const std::string& origin) {
+  std::string_view in = model;
+  for (std::int64_t index = 0; !in.empty();) {
+    Field field;
+    check(next_field(in, field), "tokenizer '{}': not a sentencepiece model (malformed protobuf at byte {})",
+          origin, model.size() - in.size());
+    if (field.number != kPieces || field.wire_type != 2) continue;
+    std::string_view text, fields = field.payload;
+    for (Field f; !fields.empty();) {
+      check(next_field(fields, f), "tokenizer '{}': piece {} is malformed", origin, index);
+      if (f.number == kPieceText && f.wire_type == 2) text = f.payload;
+    }
+    check(!text.empty(), "tokenizer '{}': piece {} is empty", origin, index);
+    check(text.find('\0') == std::string_view::npos, "tokenizer '{}': piece {} contains a NUL byte",
+          origin, index);
+    ++index;
+  }
+}
+
 std::string read_model(const std::filesystem::path& path) {
   const std::string label = fmt::format("tokenizer '{}'", path.string());
   std::string bytes = read_file(path, label);
@@ -156,6 +181,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_file, TokenizerOpti
   impl->source = model_file.string();
   impl->options = options;
   const std::string bytes = read_model(model_file);
+  check_pieces(bytes, impl->source);
   if (const auto status = impl->sp.LoadFromSerializedProto(bytes); !status.ok())
     fail("tokenizer '{}': not a sentencepiece model ({})", impl->source, status.ToString());
   const std::string bare = without_dummy_prefix(bytes, impl->source);

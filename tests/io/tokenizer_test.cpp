@@ -158,6 +158,16 @@ TEST(Tokenizer, BadFilesNameTheFile) {
   write_text(truncated, model.substr(0, model.size() / 2));
   expect_error([&] { Tokenizer::load(truncated); }, {truncated.string()});
 
+  // Pieces sentencepiece's trie cannot hold end the process inside sentencepiece: refused
+  // first (found by fuzzing). A repeated field may follow the rest: one more piece appended
+  // to vicuna_tiny's 352.
+  const fs::path empty_piece = scratch.path() / "empty_piece.model";
+  write_text(empty_piece, model + std::string("\x0a\x02\x0a\x00", 4));
+  expect_error([&] { Tokenizer::load(empty_piece); }, {empty_piece.string(), "piece 352 is empty"});
+  const fs::path nul_piece = scratch.path() / "nul_piece.model";
+  write_text(nul_piece, model + std::string("\x0a\x05\x0a\x03" "a" "\x00" "b", 7));
+  expect_error([&] { Tokenizer::load(nul_piece); }, {nul_piece.string(), "piece 352 contains a NUL byte"});
+
   // tokenizer_config.json next to a good model
   const fs::path dir = scratch.path() / "checkpoint";
   fs::create_directories(dir);
