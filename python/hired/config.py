@@ -47,6 +47,11 @@ class DropConfig:
             "newline": self.newline,
         }
 
+    def for_single_partition(self) -> "DropConfig":
+        """The configuration as LLaVA-1.5 applies it: one partition per image and no
+        image_newline, so its rows are the kept tokens whatever the newline policy."""
+        return dataclasses.replace(self, newline="none")
+
     @property
     def counts_follow_from_size(self) -> bool:
         """Whether each image's row count follows from its size alone (exact mode with newline

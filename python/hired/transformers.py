@@ -19,8 +19,6 @@ and kept_rows are refused by apply).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from .config import DropConfig, check_llava_features
@@ -74,14 +72,16 @@ def _is_llava_next(model) -> bool:
     )
 
 
-def _check_model(model, config: DropConfig):
-    _is_llava_next(model)
+def _check_model(model, config: DropConfig) -> bool:
+    """Refuses what apply cannot do, by name; whether the model is LLaVA-Next (else LLaVA-1.5)."""
+    is_llava_next = _is_llava_next(model)
     if getattr(model.model, "_hired_handle", None) is not None:
         raise ValueError("model: HiRED is applied already; call .remove() on its handle first")
     if not isinstance(config, DropConfig):
         raise TypeError(f"config: expected hired.DropConfig, got {type(config).__name__}")
     config.require_counts_from_size("the processor")
     check_llava_features(model.config)
+    return is_llava_next
 
 
 def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
@@ -90,7 +90,7 @@ def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
     LlavaProcessor), `processor(images=..., text=...)` then expands each <image> to hired's row
     count for that image."""
     config = DropConfig() if config is None else config
-    _check_model(model, config)
+    is_llava_next = _check_model(model, config)
     mc = model.config
     vision = mc.vision_config
     layers = _encoder_layers(model.model.vision_tower)
@@ -98,10 +98,10 @@ def apply(model, processor=None, config: DropConfig | None = None) -> Handle:
     feature_index = feature if feature >= 0 else len(layers) + 1 + feature  # hidden_states index
     if not 1 <= feature_index <= len(layers):
         raise ValueError(f"vision_feature_layer: {feature} selects no encoder layer of {len(layers)}")
-    if _is_llava_next(model):
+    if is_llava_next:
         pinpoints = [list(p) for p in mc.image_grid_pinpoints]
     else:  # LLaVA-1.5: one partition per image and no image_newline, so no newline rows
-        pinpoints, config = [], dataclasses.replace(config, newline="none")
+        pinpoints, config = [], config.for_single_partition()
     tile_px, patch_px = vision.image_size, vision.patch_size
     handle = Handle(model, processor, config)
 

@@ -8,8 +8,6 @@ image. The vision path and tensor parallelism are HiredVision's (vision.py).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from vllm.model_executor.models.llava import (
     LlavaDummyInputsBuilder,
@@ -28,7 +26,7 @@ from .vision import HiredVision
 
 def llava15_config(hf_config) -> DropConfig:
     """The engine's settings as LLaVA-1.5 applies them: no newline rows."""
-    return dataclasses.replace(drop_config(hf_config), newline="none")
+    return drop_config(hf_config).for_single_partition()
 
 
 def image_rows(hf_config) -> int:
