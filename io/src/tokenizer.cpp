@@ -8,7 +8,9 @@
 #include <sentencepiece_processor.h>
 
 #include <iterator>
+#include <span>
 #include <system_error>
+#include <vector>
 
 namespace hired::io {
 
@@ -84,26 +86,30 @@ void write_varint(std::string& out, std::uint64_t value) {
   out.push_back(static_cast<char>(value));
 }
 
-std::string without_dummy_prefix(std::string_view model, const std::string& origin) {
-  const auto malformed = [&](std::string_view rest) {
-    fail("tokenizer '{}': not a sentencepiece model (malformed protobuf at byte {})", origin,
-         model.size() - rest.size());
-  };
+/// The model's top-level fields, in order; hired::Error naming the byte where they stop parsing.
+std::vector<Field> top_level_fields(std::string_view model, const std::string& origin) {
+  std::vector<Field> fields;
+  for (std::string_view in = model; !in.empty();) {
+    const bool ok = next_field(in, fields.emplace_back());
+    check(ok, "tokenizer '{}': not a sentencepiece model (malformed protobuf at byte {})", origin,
+          model.size() - in.size());
+  }
+  return fields;
+}
+
+/// The model with normalizer_spec.add_dummy_prefix false (added when the spec lacks it).
+std::string without_dummy_prefix(std::span<const Field> model, const std::string& origin) {
   std::string out;
   bool rewritten = false;
-  std::string_view in = model;
-  while (!in.empty()) {
-    Field field;
-    if (!next_field(in, field)) malformed(in);
+  for (const Field& field : model) {
     if (field.number != kNormalizerSpec || field.wire_type != 2 || rewritten) {
       out.append(field.raw);
       continue;
     }
     std::string spec;
-    std::string_view fields = field.payload;
-    while (!fields.empty()) {
+    for (std::string_view fields = field.payload; !fields.empty();) {
       Field f;
-      if (!next_field(fields, f)) malformed(in);
+      check(next_field(fields, f), "tokenizer '{}': its normalizer_spec is malformed", origin);
       if (f.number != kAddDummyPrefix) spec.append(f.raw);
     }
     write_varint(spec, (kAddDummyPrefix << 3) | 0);  // varint field...
@@ -128,15 +134,13 @@ std::string without_dummy_prefix(std::string_view model, const std::string& orig
 constexpr std::uint32_t kPieces = 1;      // ModelProto.pieces (repeated message)
 constexpr std::uint32_t kPieceText = 1;   // SentencePiece.piece (string)
 
-void check_pieces(std::string_view model, const std::string& origin) {
-  std::string_view in = model;
-  for (std::int64_t index = 0; !in.empty();) {
-    Field field;
-    check(next_field(in, field), "tokenizer '{}': not a sentencepiece model (malformed protobuf at byte {})",
-          origin, model.size() - in.size());
+void check_pieces(std::span<const Field> model, const std::string& origin) {
+  std::int64_t index = 0;
+  for (const Field& field : model) {
     if (field.number != kPieces || field.wire_type != 2) continue;
-    std::string_view text, fields = field.payload;
-    for (Field f; !fields.empty();) {
+    std::string_view text;
+    for (std::string_view fields = field.payload; !fields.empty();) {
+      Field f;
       check(next_field(fields, f), "tokenizer '{}': piece {} is malformed", origin, index);
       if (f.number == kPieceText && f.wire_type == 2) text = f.payload;
     }
@@ -181,10 +185,11 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_file, TokenizerOpti
   impl->source = model_file.string();
   impl->options = options;
   const std::string bytes = read_model(model_file);
-  check_pieces(bytes, impl->source);
+  const std::vector<Field> fields = top_level_fields(bytes, impl->source);
+  check_pieces(fields, impl->source);
   if (const auto status = impl->sp.LoadFromSerializedProto(bytes); !status.ok())
     fail("tokenizer '{}': not a sentencepiece model ({})", impl->source, status.ToString());
-  const std::string bare = without_dummy_prefix(bytes, impl->source);
+  const std::string bare = without_dummy_prefix(fields, impl->source);
   if (const auto status = impl->sp_no_prefix.LoadFromSerializedProto(bare); !status.ok())
     fail("tokenizer '{}': cannot load it without the dummy prefix ({})", impl->source,
          status.ToString());

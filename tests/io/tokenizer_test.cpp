@@ -156,7 +156,8 @@ TEST(Tokenizer, BadFilesNameTheFile) {
   const fs::path truncated = scratch.path() / "truncated.model";
   const std::string model = read_text(kVicuna / "tokenizer.model");
   write_text(truncated, model.substr(0, model.size() / 2));
-  expect_error([&] { Tokenizer::load(truncated); }, {truncated.string()});
+  expect_error([&] { Tokenizer::load(truncated); },
+               {truncated.string(), "not a sentencepiece model (malformed protobuf at byte"});
 
   // Pieces sentencepiece's trie cannot hold end the process inside sentencepiece: refused
   // first (found by fuzzing). A repeated field may follow the rest: one more piece appended
