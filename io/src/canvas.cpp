@@ -2,8 +2,6 @@
 
 #include "hired/error.hpp"
 
-#include <stb/stb_image_write.h>
-
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -77,17 +75,6 @@ void Canvas::text(std::int64_t x, std::int64_t y, std::string_view text, int sca
 
 std::int64_t Canvas::text_width(std::string_view text, int scale) {
   return static_cast<std::int64_t>(text.size()) * 6 * scale;
-}
-
-void write_png(const std::filesystem::path& path, const RgbImage& image) {
-  check(image.width > 0 && image.height > 0 &&
-            image.pixels.size() == static_cast<std::size_t>(image.width * image.height * 3),
-        "image: {} x {} with {} bytes is not an RGB image", image.width, image.height,
-        image.pixels.size());
-  const int ok = stbi_write_png(path.string().c_str(), static_cast<int>(image.width),
-                                static_cast<int>(image.height), 3, image.pixels.data(),
-                                static_cast<int>(image.width * 3));
-  check<IoError>(ok != 0, "{}: cannot write the PNG file", path.string());
 }
 
 }  // namespace hired::io

@@ -5,6 +5,7 @@
 // the package registers fake implementations that size outputs with selection_counts.
 // hired::Error (a bad argument) surfaces in Python as ValueError with hired's message.
 #include "hired/error.hpp"
+#include "hired/io/overlay.hpp"
 #include "hired/token_count.hpp"
 #include "hired/torch/token_dropper.hpp"
 
@@ -12,6 +13,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <optional>
 #include <span>
 #include <string>
@@ -175,6 +177,47 @@ PackedTensors pack_rows(const at::Tensor& rows, const at::Tensor& kept,
   });
 }
 
+/// The overlay hired_select --overlay and hired_generate --overlay write (hired/io/overlay.hpp),
+/// drawn from the batch's partitions `tiles` (uint8 [sum P, 3, tile_px, tile_px], the image
+/// processor's patches before rescale and normalisation): uint8 [height, width, 3].
+at::Tensor draw_selection(const at::Tensor& tiles, const at::Tensor& kept,
+                          const at::Tensor& kept_offsets, HIRED_LAYOUT_PARAMS,
+                          c10::string_view mode, HIRED_GRID_PARAMS, std::int64_t tokens) {
+  return translated([&] {
+    check(tiles.defined() && tiles.dim() == 4 && tiles.size(1) == 3 && tiles.size(2) == tile_px &&
+              tiles.size(3) == tile_px,
+          "tiles: shape {} must be [sum P, 3, {}, {}]",
+          tiles.defined() ? shape_text(tiles.sizes()) : "undefined", tile_px, tile_px);
+    check(tiles.scalar_type() == at::kByte && tiles.device().is_cpu(),
+          "tiles: {} on {} must be uint8 on the CPU (pixels before rescale and normalisation)",
+          c10::toString(tiles.scalar_type()), tiles.device().str());
+    const TokenSelection selection =
+        selection_from_csr(kept, kept_offsets, image_batch(HIRED_LAYOUT_ARGS, HIRED_GRID_ARGS),
+                           tokens, mode_of(mode));
+    const Selection& s = selection.host.get();
+    check(tiles.size(0) == s.partition_offsets.back(),
+          "tiles: {} partitions for a layout of {}", tiles.size(0), s.partition_offsets.back());
+    const at::Tensor bytes = tiles.contiguous();
+    const std::int64_t partition_bytes = 3 * tile_px * tile_px;
+    std::vector<io::AnyresTiles> images;
+    for (std::size_t b = 0; b < s.images.size(); ++b) {
+      const ImageLayout& layout = s.images[b];
+      io::AnyresTiles& image = images.emplace_back();
+      image.image_size = layout.image_size.value_or(Size2{});
+      image.grid = layout.grid;
+      image.best_resolution = {layout.grid.rows * tile_px, layout.grid.cols * tile_px};
+      image.tile_px = tile_px;
+      image.partitions = layout.partitions;
+      const std::uint8_t* first = bytes.data_ptr<std::uint8_t>() + s.partition_offsets[b] * partition_bytes;
+      image.tiles.assign(first, first + layout.partitions * partition_bytes);
+    }
+    const io::RgbImage picture = io::draw_selections(images, s);
+    at::Tensor out = at::empty({picture.height, picture.width, 3}, at::kByte);
+    std::copy(picture.pixels.begin(), picture.pixels.end(), out.data_ptr<std::uint8_t>());
+    return out;
+  });
+}
+
 at::Tensor cls_attention(const at::Tensor& q, const at::Tensor& k, std::int64_t heads) {
   return translated([&] { return hired::cls_attention(q, k, heads); });
 }
@@ -244,6 +287,8 @@ TORCH_LIBRARY(hired, m) {
   m.def("pack_rows(Tensor rows, Tensor kept, Tensor kept_offsets, " HIRED_LAYOUT
         ", Tensor? image_newline=None, *, str mode=\"exact\", str newline=\"every_row\", "
         HIRED_GRID ", int tokens=576) -> " HIRED_PACKED);
+  m.def("draw_selection(Tensor tiles, Tensor kept, Tensor kept_offsets, " HIRED_LAYOUT
+        ", *, str mode=\"exact\", " HIRED_GRID ", int tokens=576) -> Tensor");
   m.def("cls_attention(Tensor q, Tensor k, int heads) -> Tensor");
   m.def("qk_attention(Tensor q, Tensor k, int heads) -> Tensor");
   m.def("selection_counts(" HIRED_LAYOUT ", *, " HIRED_CONFIG ", " HIRED_GRID
@@ -269,7 +314,10 @@ void register_tensor_ops(torch::Library& m) {
 }
 }  // namespace
 
-TORCH_LIBRARY_IMPL(hired, CPU, m) { register_tensor_ops(m); }
+TORCH_LIBRARY_IMPL(hired, CPU, m) {
+  register_tensor_ops(m);
+  m.impl("draw_selection", &draw_selection);  // pictures are drawn on the host
+}
 TORCH_LIBRARY_IMPL(hired, CUDA, m) { register_tensor_ops(m); }
 
 }  // namespace hired::ops

@@ -93,3 +93,11 @@ def _cls_attention(q, k, heads):
 @torch.library.register_fake("hired::qk_attention")
 def _qk_attention(q, k, heads):
     return q.new_empty(q.size(0), heads, q.size(1), dtype=torch.float32)
+
+
+@torch.library.register_fake("hired::draw_selection")
+def _draw_selection(tiles, kept, kept_offsets, num_partitions, image_sizes=None, grid_shapes=None, *,
+                    mode="exact", grid_pinpoints=None, tile_px=336, tokens=576):
+    """The picture's size is the C++ overlay's layout; left dynamic rather than restated."""
+    ctx = torch.library.get_ctx()
+    return tiles.new_empty(ctx.new_dynamic_size(), ctx.new_dynamic_size(), 3)

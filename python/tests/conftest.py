@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 import pytest
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "llava"
@@ -31,6 +32,17 @@ def sample():
     from safetensors.torch import load_file
 
     return load_file(str(SAMPLE))
+
+
+def sample_tiles():
+    """The bundled image's partitions as llava-v1.6's processor cuts them: uint8 [5, 3, 336, 336]."""
+    import PIL.Image
+    from transformers import LlavaNextImageProcessorPil
+
+    processor = LlavaNextImageProcessorPil(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+                                           resample=PIL.Image.BICUBIC, do_rescale=False, do_normalize=False)
+    image = PIL.Image.open(SAMPLE_IMAGE).convert("RGB")
+    return processor(images=[image], return_tensors="pt")["pixel_values"][0].to(torch.uint8)
 
 
 def make_processor(checkpoint: pathlib.Path):

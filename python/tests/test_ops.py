@@ -7,11 +7,13 @@ import json
 import random
 import subprocess
 
+import numpy
+import PIL.Image
 import pytest
 import torch
 
 import hired
-from conftest import SAMPLE, tool
+from conftest import SAMPLE, SAMPLE_IMAGE, sample_tiles, tool
 
 
 def layout(sample):
@@ -189,6 +191,41 @@ def test_bad_selections_are_refused_before_packing(sample):
         hired.gather("kept", features)
 
 
+def test_draw_selection_is_the_overlay_hired_select_writes(sample, tmp_path):
+    """The same picture, pixel for pixel, as the C++ CLI draws from the image file."""
+    selection = hired.select(sample["init_cls_attn"], sample["final_cls_attn"], **layout(sample))
+    picture = hired.draw_selection(selection, sample_tiles())
+    png = tmp_path / "overlay.png"
+    subprocess.run([tool("hired_select"), SAMPLE, "--overlay", png, "--image", SAMPLE_IMAGE], check=True,
+                   capture_output=True)
+    assert picture.dtype == torch.uint8 and picture.dim() == 3 and picture.size(2) == 3
+    assert numpy.array_equal(picture.numpy(), numpy.asarray(PIL.Image.open(png).convert("RGB")))
+
+
+def test_draw_selection_puts_images_one_below_the_other(sample):
+    init, final = (torch.cat([sample[name]] * 2) for name in ("init_cls_attn", "final_cls_attn"))
+    both = hired.select(init, final, [5, 5], [[600, 600], [600, 600]])
+    one = hired.select(sample["init_cls_attn"], sample["final_cls_attn"], **layout(sample))
+    tiles = sample_tiles()
+    assert torch.equal(hired.draw_selection(both, torch.cat([tiles, tiles])), torch.cat([hired.draw_selection(one, tiles)] * 2))
+
+
+def test_draw_selection_refuses_tiles_that_are_not_the_selections(sample):
+    selection = hired.select(sample["init_cls_attn"], sample["final_cls_attn"], **layout(sample))
+    tiles = sample_tiles()
+    cases = [
+        (lambda: hired.draw_selection(selection, tiles.float()), ValueError, "tiles: .*uint8"),
+        (lambda: hired.draw_selection(selection, tiles[:4]), ValueError, "tiles: 4 partitions"),
+        (lambda: hired.draw_selection(selection, tiles[..., :224, :224]), ValueError, r"tiles: shape \[5, 3, 224, 224\]"),
+        (lambda: hired.draw_selection(selection, tiles[0]), ValueError, "tiles: shape"),
+        (lambda: hired.draw_selection(selection, tiles.numpy()), TypeError, "tiles"),
+        (lambda: hired.draw_selection(selection.kept, tiles), TypeError, "selection"),
+    ]
+    for call, kind, culprit in cases:
+        with pytest.raises(kind, match=culprit):
+            call()
+
+
 def test_opcheck_every_op(sample):
     init, final = sample["init_cls_attn"].float(), sample["final_cls_attn"].float()
     layout_args = ([5], [600, 600], None)
@@ -206,6 +243,7 @@ def test_opcheck_every_op(sample):
         (hired.ops.pack_rows, (torch.randn(576, 8), kept, offsets, *layout_args, torch.zeros(8)), {}),
         (hired.ops.cls_attention, (q, k, 4), {}),
         (hired.ops.qk_attention, (q, k, 4), {}),
+        (hired.ops.draw_selection, (sample_tiles(), kept, offsets, *layout_args), {}),
     ]
     for op, args, kwargs in cases:
         torch.library.opcheck(op, args, kwargs)
