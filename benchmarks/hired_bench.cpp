@@ -8,13 +8,15 @@
 //
 // Method (docs/DESIGN.md, "Performance method"): `--warmup` unmeasured runs of every row, then
 // `--reps` rounds that each run every row once, interleaved (see measure_rows); medians with
-// their spread (min..max). TTFT = vision tower + selection +
+// their spread (min..max); on the CPU as many threads as cores are idle at start
+// (cpu_threads.hpp). TTFT = vision tower + selection +
 // projector + merge + LLM prefill up to the first token; throughput = generated tokens / total
 // generation time (the paper's definition, all rows of the batch); decode tok/s = tokens after
 // the first / decode time. Peak memory: the CUDA caching allocator's peak on GPU, the growth
 // of LibTorch's allocated CPU bytes (weights included) on CPU. The 100% row runs stock LLaVA-Next (no dropping); others run HiRED.
 #include "bench_plot.hpp"
 #include "cli_args.hpp"
+#include "cpu_threads.hpp"
 #include "hired/error.hpp"
 #include "hired/llava/model.hpp"
 #include "hired/llava/stopwatch.hpp"
@@ -38,8 +40,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -60,12 +64,14 @@ constexpr std::string_view usage =
     "                   [--batch 1[,4]] [--image PATH] [--device cpu|cuda] [--dtype fp32|fp16|bf16]\n"
     "                   [--max-new-tokens 15] [--warmup 1] [--reps 5] [--alpha 0.5]\n"
     "                   [--mode exact|reference] [--seed S] [--json FILE] [--plot FILE.png]\n"
-    "                   [--no-selection]\n"
+    "                   [--threads N] [--no-selection]\n"
     "\n"
     "Defaults: preset mini on CPU in fp32; the other presets (real checkpoint shapes with random\n"
     "weights: llava-1.5-7b, llava-next-7b, llava-next-vicuna-13b, llava-next-mistral-7b,\n"
     "llava-next-34b, llava-next-72b, llava-next-110b) on CUDA in fp16 (the paper's P40 recipe);\n"
-    "the bundled 600x600 image; 15 new tokens, greedy, EOS ignored.\n";
+    "the bundled 600x600 image; 15 new tokens, greedy, EOS ignored. CPU threads: --threads,\n"
+    "else OMP_NUM_THREADS, else the cores idle at start (a busy machine gets fewer threads, not\n"
+    "threads that stall each other).\n";
 
 struct Options {
   std::string preset = "mini";
@@ -76,6 +82,7 @@ struct Options {
   std::optional<at::Device> device;
   std::optional<at::ScalarType> dtype;
   std::int64_t max_new_tokens = 15, warmup = 1, reps = 5;
+  std::optional<std::int64_t> threads;
   hired::DropConfig drop;
   std::uint64_t seed = 0;
   std::optional<fs::path> json, plot;
@@ -115,6 +122,9 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--reps") {
       o.reps = hired::cli::parse_int(arg, value());
       check(o.reps >= 1, "--reps: {} must be at least 1", o.reps);
+    } else if (arg == "--threads") {
+      o.threads = hired::cli::parse_int(arg, value());
+      check(*o.threads >= 1 && *o.threads <= 1024, "--threads: {} is outside [1, 1024]", *o.threads);
     } else if (arg == "--seed") {
       o.seed = hired::cli::parse_seed(arg, value());
     } else if (arg == "--json") o.json = fs::path(value());
@@ -324,6 +334,7 @@ struct Row {
   std::string error;
   std::int64_t visual_tokens = 0, image_rows = 0, prompt_tokens = 0;
   Stat ttft, throughput, decode_rate, vision;
+  std::vector<double> ttft_samples;  // one per round, in round order
   std::int64_t peak_bytes = 0;
   double flops = 0, ceiling = 1;  // ceiling: FLOPs of the batch's 100% row / this row's
   double whole_tower_flops = 0, whole_tower_ceiling = 1;  // the same, every vision layer run
@@ -406,6 +417,7 @@ std::vector<Row> measure_rows(const LlavaNextModel& model, const Options& o,
     Row& row = r.row;
     if (!row.out_of_memory) {
       row.ttft = Stat::of(r.ttft);
+      row.ttft_samples = r.ttft;
       row.throughput = Stat::of(r.throughput);
       row.decode_rate = Stat::of(r.decode_rate);
       row.vision = Stat::of(r.vision);
@@ -507,6 +519,7 @@ nlohmann::json row_json(const Row& r) {
             {"ttft_s", r.ttft.median},
             {"ttft_min_s", r.ttft.min},
             {"ttft_max_s", r.ttft.max},
+            {"ttft_samples_s", r.ttft_samples},
             {"throughput_tok_s", r.throughput.median},
             {"decode_tok_s", r.decode_rate.median},
             {"peak_mem_bytes", r.peak_bytes},
@@ -518,7 +531,22 @@ nlohmann::json row_json(const Row& r) {
   return j;
 }
 
+/// Sets LibTorch's CPU threads (see cpu_threads.hpp) and says how they were chosen.
+std::string choose_threads(const Options& o) {
+  if (o.threads) {
+    at::set_num_threads(static_cast<int>(*o.threads));
+    return "--threads";
+  }
+  if (std::getenv("OMP_NUM_THREADS")) return "OMP_NUM_THREADS";  // LibTorch has read it
+  say("threads: measuring the cores' load for 1 s");
+  const auto load = hired_bench::measure_cpu_load(std::chrono::seconds(1));
+  if (!load) return "LibTorch's default; /proc/stat unreadable";
+  at::set_num_threads(hired_bench::idle_core_threads(*load, at::get_num_threads()));
+  return hired_bench::describe(*load);
+}
+
 int run(const Options& o) {
+  const std::string threads_from = choose_threads(o);
   if (o.device->is_cpu()) cpu_allocator();  // before the weights, so they are counted
   const hired::llava::WeightOptions weights{*o.dtype, *o.device};
   std::optional<hired::io::Tokenizer> tokenizer;
@@ -555,10 +583,10 @@ int run(const Options& o) {
              fmt::format("({} partitions)", image.num_partitions.sum().item<std::int64_t>()),
              o.max_new_tokens, o.warmup, o.reps);
   fmt::print("vision width {} ({} of {} layers run), LLM {} layers width {}, HiRED {} mode alpha {}; "
-             "{} CPU threads\n\n",
+             "CPU threads: {} ({})\n\n",
              c.vision.hidden_size, c.vision_layers_run(), c.vision.num_hidden_layers,
              c.text.num_hidden_layers, c.text.hidden_size, hired::to_string(o.drop.mode), o.drop.alpha,
-             at::get_num_threads());
+             at::get_num_threads(), threads_from);
   print_table(rows);
   fmt::print("\nTTFT x / thru x / mem x: against the batch's 100% row (stock LLaVA-Next). ceiling: the\n"
              "TTFT speedup the FLOPs allow (vision + projector + LLM prefill); achieved = TTFT x / ceiling.\n");
@@ -587,7 +615,8 @@ int run(const Options& o) {
                              {"dtype", hired::llava::dtype_name(*o.dtype)}, {"image", o.image.string()},
                              {"max_new_tokens", o.max_new_tokens}, {"warmup", o.warmup},
                              {"reps", o.reps}, {"mode", hired::to_string(o.drop.mode)},
-                             {"alpha", o.drop.alpha}, {"seed", o.seed}};
+                             {"alpha", o.drop.alpha}, {"seed", o.seed},
+                             {"threads", at::get_num_threads()}, {"threads_from", threads_from}};
     nlohmann::json out = {{"config", config}, {"rows", nlohmann::json::array()},
                           {"selection", selection_json}};
     for (const Row& r : rows) out["rows"].push_back(row_json(r));

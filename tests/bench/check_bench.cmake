@@ -1,9 +1,9 @@
 # hired_bench's contract, without timing anything: a short run on the mini preset writes the
 # JSON the README documents, with 2880 visual tokens at 100% and 576 at 20% for the 600x600
 # image; bad flags exit with status 2 and name the flag. On checkpoints (FIXTURES, the
-# transformers fixtures): LLaVA-1.5 runs (576 visual tokens at 100%, 115 at 20%); a config key
-# hired does not know and a tensor it would not use are refused with status 2, named on the
-# last line of stderr.
+# transformers fixtures): LLaVA-1.5 runs (576 visual tokens at 100%, 115 at 20%; --threads 1
+# obeyed); a config key hired does not know and a tensor it would not use are refused with
+# status 2, named on the last line of stderr.
 #   cmake -DBENCH=<hired_bench> -DWORK_DIR=<dir> -DFIXTURES=<tests/fixtures/llava> -P check_bench.cmake
 file(MAKE_DIRECTORY ${WORK_DIR})
 set(json ${WORK_DIR}/bench.json)
@@ -62,10 +62,15 @@ string(JSON model GET "${doc}" config model)
 if(NOT model STREQUAL "mini")
   message(FATAL_ERROR "config.model = ${model}")
 endif()
+string(JSON threads GET "${doc}" config threads)
+string(JSON threads_from GET "${doc}" config threads_from)
+if(NOT threads GREATER 0 OR threads_from STREQUAL "")
+  message(FATAL_ERROR "config.threads = ${threads} (${threads_from}): expected a count and its origin")
+endif()
 
 foreach(case "--budgets;0;--budgets" "--budgets;1.5;--budgets" "--batch;0;--batch"
              "--reps;0;--reps" "--preset;huge;huge" "--frobnicate;x;--frobnicate"
-             "--budget-rate;0.2;--budget-rate")
+             "--budget-rate;0.2;--budget-rate" "--threads;0;--threads")
   list(GET case 0 flag)
   list(GET case 1 value)
   list(GET case 2 named)
@@ -78,7 +83,7 @@ endforeach()
 
 set(llava15 ${WORK_DIR}/llava15.json)
 execute_process(COMMAND ${BENCH} --model ${FIXTURES}/llava15_7b_tiny --reps 1 --warmup 0
-                        --max-new-tokens 2 --no-selection --json ${llava15}
+                        --max-new-tokens 2 --no-selection --threads 1 --json ${llava15}
                 RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT status EQUAL 0)
   message(FATAL_ERROR "hired_bench --model llava15_7b_tiny failed (${status}):\n${out}\n${err}")
@@ -88,6 +93,11 @@ string(JSON full GET "${doc}" rows 0 visual_tokens)
 string(JSON dropped GET "${doc}" rows 1 visual_tokens)
 if(NOT full EQUAL 576 OR NOT dropped EQUAL 115)
   message(FATAL_ERROR "LLaVA-1.5: ${full} and ${dropped} visual tokens, expected 576 and 115")
+endif()
+string(JSON threads GET "${doc}" config threads)
+string(JSON threads_from GET "${doc}" config threads_from)
+if(NOT threads EQUAL 1 OR NOT threads_from STREQUAL "--threads")
+  message(FATAL_ERROR "--threads 1: config.threads = ${threads} (${threads_from})")
 endif()
 
 # Damaged copies of a small checkpoint: an unknown config key; biases a config says are absent.
