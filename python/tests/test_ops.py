@@ -210,6 +210,27 @@ def test_draw_selection_puts_images_one_below_the_other(sample):
     assert torch.equal(hired.draw_selection(both, torch.cat([tiles, tiles])), torch.cat([hired.draw_selection(one, tiles)] * 2))
 
 
+def test_draw_selection_of_single_partitions_dims_what_was_dropped():
+    """LLaVA-1.5's layout (one partition, no grid): each image's tile sits below an 8 px margin
+    and its 20 px label strip, 8 px in; kept 14 px patches keep their pixels, dropped ones a
+    quarter of them."""
+    torch.manual_seed(0)
+    init, final = torch.rand(2, 4, 577).softmax(-1), torch.rand(2, 4, 577).softmax(-1)
+    config = hired.DropConfig().for_single_partition()
+    selection = hired.select(init, final, [1, 1], [[300, 500], [200, 200]], config=config, grid_pinpoints=[])
+    tiles = torch.randint(0, 256, (2, 3, 336, 336), dtype=torch.uint8)
+    picture = hired.draw_selection(selection, tiles)
+    height = 8 + 20 + 336 + 8
+    assert picture.shape == (2 * height, 8 + 336 + 3 * 8, 3)
+    for image in range(2):
+        kept = torch.zeros(576, dtype=torch.bool)
+        kept[selection.kept_in(image)] = True
+        bright = kept.reshape(24, 24).repeat_interleave(14, 0).repeat_interleave(14, 1)[..., None]
+        pixels = tiles[image].permute(1, 2, 0)
+        top = image * height + 28
+        assert torch.equal(picture[top : top + 336, 8 : 8 + 336], torch.where(bright, pixels, pixels // 4))
+
+
 def test_draw_selection_refuses_tiles_that_are_not_the_selections(sample):
     selection = hired.select(sample["init_cls_attn"], sample["final_cls_attn"], **layout(sample))
     tiles = sample_tiles()
