@@ -247,25 +247,35 @@ def test_draw_selection_refuses_tiles_that_are_not_the_selections(sample):
             call()
 
 
-def test_opcheck_every_op(sample):
-    init, final = sample["init_cls_attn"].float(), sample["final_cls_attn"].float()
+ON_CUDA = pytest.mark.skipif(not (torch.cuda.is_available() and hired.cuda_kernels),
+                             reason="needs a CUDA device and a package built with hired's kernels")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=ON_CUDA)])
+def test_opcheck_every_op(sample, device):
+    """Schemas, fake implementations and autograd registration agree with what each op does, on
+    the CPU path and on hired's CUDA kernels (draw_selection draws on the host only)."""
+    init, final = (sample[name].float().to(device) for name in ("init_cls_attn", "final_cls_attn"))
     layout_args = ([5], [600, 600], None)
     config = hired.DropConfig().kwargs()
     selection = hired.ops.select(init, final, *layout_args, **config)
     _, kept, offsets, _, _ = selection
     torch.manual_seed(0)
-    q, k = torch.randn(5, 577, 16), torch.randn(5, 577, 16)
+    q, k = torch.randn(5, 577, 16, device=device), torch.randn(5, 577, 16, device=device)
+    features, rows, newline = (torch.randn(5, 576, 8, device=device), torch.randn(576, 8, device=device),
+                               torch.zeros(8, device=device))
     cases = [
         (hired.ops.select, (init, final, *layout_args), config),
         (hired.ops.select, (init, final, *layout_args), {**config, "mode": "reference"}),
         (hired.ops.select_qk, (q, k, q, k, 4, *layout_args), config),
-        (hired.ops.gather, (torch.randn(5, 576, 8), kept, offsets, *layout_args, torch.zeros(8)), {}),
-        (hired.ops.gather, (torch.randn(5, 576, 8), kept, offsets, *layout_args), {"newline": "none"}),
-        (hired.ops.pack_rows, (torch.randn(576, 8), kept, offsets, *layout_args, torch.zeros(8)), {}),
+        (hired.ops.gather, (features, kept, offsets, *layout_args, newline), {}),
+        (hired.ops.gather, (features, kept, offsets, *layout_args), {"newline": "none"}),
+        (hired.ops.pack_rows, (rows, kept, offsets, *layout_args, newline), {}),
         (hired.ops.cls_attention, (q, k, 4), {}),
         (hired.ops.qk_attention, (q, k, 4), {}),
-        (hired.ops.draw_selection, (sample_tiles(), kept, offsets, *layout_args), {}),
     ]
+    if device == "cpu":
+        cases.append((hired.ops.draw_selection, (sample_tiles(), kept, offsets, *layout_args), {}))
     for op, args, kwargs in cases:
         torch.library.opcheck(op, args, kwargs)
 
