@@ -94,19 +94,19 @@ summary() {  # the "N tests passed / skipped" line of a ctest log
 }
 
 echo
-printf '%-12s %s\n' step result
-printf '%-12s %s\n' ------------ ------------------------------------------------------------
-for name in configure build; do printf '%-12s %s\n' "$name" "${status[$name]}"; done
+printf '%-15s %s\n' step result
+printf '%-15s %s\n' --------------- ------------------------------------------------------------
+for name in configure build; do printf '%-15s %s\n' "$name" "${status[$name]}"; done
 for name in gpu_tests emulation adapter; do
-  printf '%-12s %s (%s)\n' "$name" "${status[$name]}" "$(summary "$name" | paste -sd ';' | sed 's/;/; /g')"
+  printf '%-15s %s (%s)\n' "$name" "${status[$name]}" "$(summary "$name" | paste -sd ';' | sed 's/;/; /g')"
 done
 for name in benchmark bench_7b python_install python_ops hf_bench; do
-  printf '%-12s %s\n' "$name" "${status[$name]}"
+  printf '%-15s %s\n' "$name" "${status[$name]}"
 done
-grep -h 'HIRED_GPU_TIME' "$log/gpu_tests.log" | sed 's/^.*HIRED_GPU_TIME /gpu time     /'
-grep -E '_median' "$log/benchmark.log" | awk '{printf "bench        %-48s %s %s\n", $1, $2, $3}'
+grep -h 'HIRED_GPU_TIME' "$log/gpu_tests.log" | sed 's/^.*HIRED_GPU_TIME /gpu time        /'
+grep -E '_median' "$log/benchmark.log" | awk '{printf "bench           %-45s %s %s\n", $1, $2, $3}'
 [[ -f $log/bench_7b.log ]] && grep -E '^ +[0-9]+ +[0-9]+%' "$log/bench_7b.log" | sed 's/^/7b /'
-[[ -f $log/python_ops.log ]] && tail -1 "$log/python_ops.log" | sed 's/^/python       /'
+[[ -f $log/python_ops.log ]] && tail -1 "$log/python_ops.log" | sed 's/^/python          /'
 [[ -f $log/hf_bench.log ]] && grep -E '^ +[0-9]+ (transformers|hired)' "$log/hf_bench.log" | sed 's/^/hf /'
 
 for s in "${status[@]}"; do [[ $s == ok || $s == skipped* ]] || exit 1; done
